@@ -1,0 +1,20 @@
+"""convnet: a convolutional-neural-network framework written from first principles on NumPy.
+
+``import convnet as cn`` gives tensors with autograd; ``convnet.nn`` layers,
+``convnet.functional`` (``F``) operations, ``convnet.optim`` optimizers.
+"""
+from .tensor import (  # noqa: F401
+    Tensor, bool_, float32, float64, int32, int64, uint8,
+)
+from .tensor import bool_ as bool  # noqa: F401,A001
+from .creation import *  # noqa: F401,F403
+from .creation import abs, sum  # noqa: F401,A004
+from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from .random import manual_seed  # noqa: F401
+from . import autograd, functional, nn, optim, random  # noqa: F401,E402
+
+float = float32  # noqa: A001 - torch.float is float32
+double = float64
+long = int64
+
+__version__ = "0.1.0"

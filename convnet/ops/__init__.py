@@ -1,0 +1,1 @@
+"""Autograd Functions behind the Tensor's operators and methods."""

@@ -1,0 +1,123 @@
+"""``Optimizer``: parameter groups, per-parameter state, and (de)serialisation.
+
+Subclasses implement ``_update(p, grad, state, group)``, which changes ``p.data`` in
+place. Updates are NumPy operations on the parameter's own dtype.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Iterable
+
+import numpy as np
+
+from ..autograd.grad_mode import no_grad
+from ..tensor import Tensor
+
+
+class Optimizer:
+    """Base class. ``params`` is an iterable of tensors or of dicts (parameter groups)
+    with a ``'params'`` key and per-group option overrides."""
+
+    def __init__(self, params: Iterable, defaults: dict):
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict] = []
+        self.state: dict[int, dict] = {}  # keyed by id(param)
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for g in groups:
+            self.add_param_group(g)
+
+    def add_param_group(self, group: dict) -> None:
+        group = dict(group)
+        ps = group["params"]
+        group["params"] = [ps] if isinstance(ps, Tensor) else list(ps)
+        for p in group["params"]:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: parameters must be Tensors, got {type(p).__name__}")
+            if not p.requires_grad:
+                raise ValueError(f"{type(self).__name__}: a parameter of shape {p.shape} does not require grad")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in group["params"]):
+            raise ValueError(f"{type(self).__name__}: a parameter appears in more than one group")
+        for k, v in self.defaults.items():
+            group.setdefault(k, v)
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for g in self.param_groups:
+            for p in g["params"]:
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad = Tensor._make(np.zeros_like(p.data))
+
+    @no_grad()
+    def step(self, closure=None):
+        """Apply one update to every parameter that has a gradient."""
+        loss = None
+        if closure is not None:
+            from ..autograd.grad_mode import enable_grad
+
+            with enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad.data
+                if grad.dtype != p.data.dtype:
+                    grad = grad.astype(p.data.dtype)
+                if group.get("maximize", False):
+                    grad = -grad
+                self._update(p, grad, self.state.setdefault(id(p), {}), group)
+        return loss
+
+    def _update(self, p: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ state dict
+    def state_dict(self) -> dict:
+        """``{'state': {index: {...}}, 'param_groups': [{..., 'params': [index, ...]}]}``;
+        parameters are referred to by their position across groups, as torch does."""
+        index, groups, i = {}, [], 0
+        for g in self.param_groups:
+            packed = {k: v for k, v in g.items() if k != "params"}
+            packed["params"] = []
+            for p in g["params"]:
+                index[id(p)] = i
+                packed["params"].append(i)
+                i += 1
+            groups.append(packed)
+        state = {index[pid]: copy.deepcopy(s) for pid, s in self.state.items() if pid in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"load_state_dict: {len(groups)} parameter groups in the state, "
+                             f"{len(self.param_groups)} in the optimizer")
+        params = [p for g in self.param_groups for p in g["params"]]
+        for saved, own in zip(groups, self.param_groups):
+            if len(saved["params"]) != len(own["params"]):
+                raise ValueError("load_state_dict: a parameter group's size does not match the state")
+            for k, v in saved.items():
+                if k != "params":
+                    own[k] = v
+        self.state = {}
+        for i, s in state_dict["state"].items():
+            p = params[int(i)]
+            s = copy.deepcopy(s)
+            for k, v in s.items():
+                if isinstance(v, np.ndarray) and v.shape == p.shape:
+                    s[k] = v.astype(p.data.dtype, copy=False)
+            self.state[id(p)] = s
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for k in sorted(k for k in g if k != "params"):
+                lines.append(f"    {k}: {g[k]}")
+        return "\n".join(lines) + "\n)"
