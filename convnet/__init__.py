@@ -8,7 +8,7 @@ from .tensor import (  # noqa: F401
 )
 from .tensor import bool_ as bool  # noqa: F401,A001
 from .creation import *  # noqa: F401,F403
-from .creation import abs, sum  # noqa: F401,A004
+from .creation import abs, max, min, sum  # noqa: F401,A004
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from .random import manual_seed  # noqa: F401
 from . import autograd, functional, nn, optim, random  # noqa: F401,E402

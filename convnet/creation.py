@@ -14,7 +14,8 @@ __all__ = [
     "tensor", "from_numpy", "zeros", "ones", "empty", "full", "zeros_like", "ones_like",
     "full_like", "arange", "linspace", "eye", "randn", "rand", "randint", "randperm", "cat",
     "stack", "where", "maximum", "minimum", "exp", "log", "sqrt", "abs", "sigmoid", "tanh",
-    "relu", "clamp", "matmul", "flatten", "sum", "mean", "argmax", "allclose",
+    "relu", "clamp", "matmul", "flatten", "sum", "mean", "argmax", "allclose", "max", "min",
+    "std", "var", "reshape", "transpose", "permute", "squeeze", "unsqueeze", "logsumexp",
 ]
 
 
@@ -193,3 +194,24 @@ def sum(t, dim=None, keepdim=False): return t.sum(dim, keepdim)  # noqa: E704,A0
 def mean(t, dim=None, keepdim=False): return t.mean(dim, keepdim)  # noqa: E704
 def argmax(t, dim=None, keepdim=False): return t.argmax(dim, keepdim)  # noqa: E704
 def allclose(a, b, rtol=1e-5, atol=1e-8): return bool(np.allclose(np.asarray(a), np.asarray(b), rtol, atol))  # noqa: E704,E501
+def std(t, dim=None, unbiased=True, keepdim=False): return t.std(dim, unbiased, keepdim)  # noqa: E704
+def var(t, dim=None, unbiased=True, keepdim=False): return t.var(dim, unbiased, keepdim)  # noqa: E704
+def reshape(t, shape): return t.reshape(shape)  # noqa: E704
+def transpose(t, dim0, dim1): return t.transpose(dim0, dim1)  # noqa: E704
+def permute(t, dims): return t.permute(dims)  # noqa: E704
+def squeeze(t, dim=None): return t.squeeze(dim)  # noqa: E704
+def unsqueeze(t, dim): return t.unsqueeze(dim)  # noqa: E704
+def logsumexp(t, dim, keepdim=False): return t.logsumexp(dim, keepdim)  # noqa: E704
+
+
+def max(input, dim=None, keepdim=False):  # noqa: A001 - torch's name
+    """``max(t)``, ``max(t, dim)`` → (values, indices), or element-wise ``max(a, b)``."""
+    if isinstance(dim, Tensor):
+        return maximum(input, dim)
+    return input.max(dim, keepdim)
+
+
+def min(input, dim=None, keepdim=False):  # noqa: A001 - torch's name
+    if isinstance(dim, Tensor):
+        return minimum(input, dim)
+    return input.min(dim, keepdim)

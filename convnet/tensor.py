@@ -414,6 +414,23 @@ class Tensor:
     def pow(self, exponent):
         return self ** exponent
 
+    def square(self):
+        return self * self
+
+    def norm(self, p=2, dim=None, keepdim: bool = False):
+        """The p-norm over ``dim`` (all elements by default)."""
+        if p == 2:
+            return (self * self).sum(dim, keepdim).sqrt()
+        if p == 1:
+            return self.abs().sum(dim, keepdim)
+        return (self.abs() ** p).sum(dim, keepdim) ** (1.0 / p)
+
+    def logsumexp(self, dim, keepdim: bool = False):
+        """``log(sum(exp(x), dim))`` computed stably (max-shifted)."""
+        m = Tensor._make(self.data.max(axis=dim, keepdims=True))
+        out = (self - m).exp().sum(dim, keepdim=True).log() + m
+        return out if keepdim else out.squeeze(dim)
+
     def clamp(self, min=None, max=None):  # noqa: A002 - torch's names
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
@@ -464,7 +481,7 @@ class Tensor:
         if dim is None:
             return R.MaxAll.apply(self, use_min)
         (d,) = self._axes(dim, op)
-        return R.MaxDim.apply(self, d, keepdim, use_min)
+        return _ValuesIndices(*R.MaxDim.apply(self, d, keepdim, use_min))
 
     def max(self, dim=None, keepdim: bool = False):
         """``max()`` → the largest value; ``max(dim)`` → ``(values, indices)`` like torch."""
@@ -630,6 +647,21 @@ class Tensor:
 
 
 # -------------------------------------------------------------------- helpers
+class _ValuesIndices(tuple):
+    """``(values, indices)`` with ``.values``/``.indices`` names, like torch's return type."""
+
+    def __new__(cls, values, indices):
+        return super().__new__(cls, (values, indices))
+
+    @property
+    def values(self):
+        return self[0]
+
+    @property
+    def indices(self):
+        return self[1]
+
+
 def _shape_args(args) -> tuple:
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = tuple(args[0])

@@ -53,7 +53,8 @@ class Var(Function):
     def backward(self, g):
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.take_sqrt:
-                g = g / (self.out * self.denom)
+                # d std = d var / (2 std); defined as 0 where std == 0 (as torch)
+                g = np.where(self.out == 0, 0, g / (self.out * self.denom))
             else:
                 g = g * (2.0 / self.denom)
         g = g.astype(self.diff.dtype, copy=False)
