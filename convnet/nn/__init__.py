@@ -1,5 +1,10 @@
 """Neural-network layers (``import convnet.nn as nn``)."""
-from . import init  # noqa: F401
-from .parameter import Parameter  # noqa: F401
-from .modules import *  # noqa: F401,F403
+import sys as _sys
+
 from .. import functional  # noqa: F401
+from . import init  # noqa: F401
+from .modules import *  # noqa: F401,F403
+from .parameter import Parameter  # noqa: F401
+
+# ``import convnet.nn.functional as F`` names the same module as ``convnet.functional``
+_sys.modules[__name__ + ".functional"] = functional

@@ -217,3 +217,10 @@ def test_dropout_module_respects_mode():
     d.eval()
     assert d(x) is x
     assert "p=0.5" in repr(d)
+
+
+def test_functional_is_reachable_both_ways():
+    import convnet.functional as F1
+    import convnet.nn.functional as F2
+
+    assert F1 is F2 and F2.cross_entropy is F1.cross_entropy
