@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-_TWO_OVER_SQRT_PI = 2.0 / np.sqrt(np.pi)
+_TWO_OVER_SQRT_PI = float(2.0 / np.sqrt(np.pi))  # a Python float keeps float32 float32
 
 
 def erf(x: np.ndarray) -> np.ndarray:

@@ -221,3 +221,11 @@ def test_kl_div(reduction, log_target):
 def test_loss_shape_errors():
     with pytest.raises(ValueError, match=r"mse_loss: input shape \(2, 3\) and target shape \(3, 2\) differ"):
         F.mse_loss(cn.ones(2, 3), cn.ones(3, 2))
+
+
+@pytest.mark.parametrize("name,cfn,tfn", ACTS)
+def test_activations_keep_float32(name, cfn, tfn):
+    x = cn.randn(3, 4, requires_grad=True)
+    y = cfn(x)
+    y.sum().backward()
+    assert y.dtype == cn.float32 and x.grad.dtype == cn.float32
