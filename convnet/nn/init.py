@@ -58,12 +58,25 @@ def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
     return tensor
 
 
+def _draw_dtype(tensor: Tensor):
+    # Draw float32 directly for float32 tensors: half the memory and time of float64 draws.
+    return np.float32 if tensor.dtype == np.float32 else np.float64
+
+
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    return _fill(tensor, generator().uniform(a, b, tensor.shape))
+    """Fill with samples from U(a, b)."""
+    r = generator().random(tensor.shape, dtype=_draw_dtype(tensor))
+    r *= b - a
+    r += a
+    return _fill(tensor, r)
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
-    return _fill(tensor, generator().normal(mean, std, tensor.shape))
+    """Fill with samples from N(mean, std^2)."""
+    r = generator().standard_normal(tensor.shape, dtype=_draw_dtype(tensor))
+    r *= std
+    r += mean
+    return _fill(tensor, r)
 
 
 def trunc_normal_(tensor: Tensor, mean=0.0, std=1.0, a=-2.0, b=2.0) -> Tensor:
