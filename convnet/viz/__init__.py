@@ -1,0 +1,9 @@
+"""PNG rendering of images, filters, feature maps and heatmaps (Pillow + matplotlib's Agg
+canvas; no display and no global backend switch is needed)."""
+from .images import (  # noqa: F401
+    colorize, filter_grid, load_image, overlay, save_feature_maps, save_filter_grid, save_image,
+    save_overlay, to_uint8,
+)
+
+__all__ = ["load_image", "save_image", "to_uint8", "filter_grid", "save_filter_grid",
+           "save_feature_maps", "colorize", "overlay", "save_overlay"]
