@@ -18,3 +18,14 @@ double = float64
 long = int64
 
 __version__ = "0.1.0"
+
+_LAZY = {"analysis", "data", "filters", "io", "models", "train", "training", "viz"}
+
+
+def __getattr__(name: str):
+    # Heavier subpackages load on first use: ``cn.models.create(...)`` works without an import.
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'convnet' has no attribute {name!r}")

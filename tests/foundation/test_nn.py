@@ -224,3 +224,12 @@ def test_functional_is_reachable_both_ways():
     import convnet.nn.functional as F2
 
     assert F1 is F2 and F2.cross_entropy is F1.cross_entropy
+
+
+def test_subpackages_load_lazily_from_the_top_level():
+    import convnet
+
+    assert convnet.models.create("lenet5").__class__.__name__ == "LeNet5"
+    assert convnet.train.Trainer is convnet.training.Trainer
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        convnet.nope

@@ -21,7 +21,7 @@ UNARY = {
     "rowsum": lambda x: x.sum(1, keepdim=True),
     "colmean": lambda x: x.mean(0, keepdim=True),
     "colmax": lambda x: x.max(0, keepdim=True)[0],
-    "rowstd": lambda x: x.std(1, keepdim=True) + 0.1,
+    "rowstd": lambda x: x.std(1, keepdim=True) + 0.1 if x.shape[1] > 1 else x,  # no NaN from 1 sample
     "tt": lambda x: x.transpose(0, 1).transpose(0, 1),
     "reshape": lambda x: x.reshape(x.shape[0], -1) if x.ndim == 2 else x,
     "slice": lambda x: x[:, :1] if x.shape[1] > 1 else x,

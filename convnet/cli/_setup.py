@@ -1,0 +1,139 @@
+"""Shared by the CLI commands: datasets by name, transforms, models and configs."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data import datasets as D
+from ..data import transforms as T
+from ..data.dataset import Subset, random_split
+
+DATASET_NAMES = ["mnist-bundled", "mnist", "fashion-mnist", "cifar10", "folder"]
+AUGMENTS = ["none", "crop", "flip", "vflip", "affine", "rotate", "erase"]
+
+
+@dataclass
+class DatasetInfo:
+    channels: int
+    size: int
+    mean: tuple
+    std: tuple
+    classes: list
+
+
+_INFO = {
+    "mnist-bundled": DatasetInfo(1, 28, (0.1307,), (0.3081,), D.BundledMNIST.classes),
+    "mnist": DatasetInfo(1, 28, (0.1307,), (0.3081,), D.MNIST.classes),
+    "fashion-mnist": DatasetInfo(1, 28, (0.2860,), (0.3530,), D.FashionMNIST.classes),
+    "cifar10": DatasetInfo(3, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+                           D.CIFAR10.classes),
+}
+
+
+def _folder_split(root: Path, split: str) -> Path | None:
+    for name in ([split] if split == "train" else [split, "val", "valid"]):
+        if (root / name).is_dir():
+            return root / name
+    return None
+
+
+def dataset_info(cfg: dict) -> DatasetInfo:
+    name = cfg["dataset"]
+    if name not in DATASET_NAMES:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
+    if name != "folder":
+        return _INFO[name]
+    if not cfg.get("data_dir"):
+        raise ValueError("--dataset folder needs --data-dir ROOT with ROOT/<class>/<image> "
+                         "(or ROOT/train/<class>/... and ROOT/test/<class>/...)")
+    root = Path(cfg["data_dir"])
+    probe = D.ImageFolder(_folder_split(root, "train") or root, size=cfg.get("image_size") or 32,
+                          mode="L" if cfg.get("grayscale") else "RGB")
+    c = probe.num_channels
+    return DatasetInfo(c, cfg.get("image_size") or 32, (0.5,) * c, (0.5,) * c, probe.classes)
+
+
+def make_transform(cfg: dict, info: DatasetInfo, train: bool) -> T.Compose:
+    steps = [T.ToTensor()]
+    if train:
+        augs = [a for a in (cfg.get("augment") or "none").split(",") if a and a != "none"]
+        bad = [a for a in augs if a not in AUGMENTS]
+        if bad:
+            raise ValueError(f"--augment: unknown {bad}; choose from {', '.join(AUGMENTS)} "
+                             "(comma-separated)")
+        s = info.size
+        for a in augs:
+            if a == "crop":
+                steps.append(T.RandomCrop(s, padding=max(2, s // 8)))
+            elif a == "flip":
+                steps.append(T.RandomHorizontalFlip())
+            elif a == "vflip":
+                steps.append(T.RandomVerticalFlip())
+            elif a == "affine":
+                steps.append(T.RandomAffine(10, translate=(0.1, 0.1), scale=(0.9, 1.1)))
+            elif a == "rotate":
+                steps.append(T.RandomRotation(15))
+        steps.append(T.Normalize(info.mean, info.std))
+        if "erase" in augs:
+            steps.append(T.RandomErasing(p=0.5))
+    else:
+        steps.append(T.Normalize(info.mean, info.std))
+    return T.Compose(steps)
+
+
+def make_dataset(cfg: dict, info: DatasetInfo, train: bool, transform):
+    """The train or test split of ``cfg['dataset']`` with ``transform``."""
+    name, root = cfg["dataset"], cfg.get("data_dir")
+    if name == "folder":
+        base = Path(root)
+        mode, size = ("L" if cfg.get("grayscale") else "RGB"), info.size
+        split_dir = _folder_split(base, "train" if train else "test")
+        if split_dir is not None and _folder_split(base, "test") is not None:
+            return D.ImageFolder(split_dir, transform=transform, mode=mode, size=size)
+        # one folder of classes: hold out 20% for testing, with a fixed generator
+        full = D.ImageFolder(base, transform=transform, mode=mode, size=size)
+        n_test = max(1, len(full) // 5)
+        tr, te = random_split(full, [len(full) - n_test, n_test], np.random.default_rng(12345))
+        return tr if train else te
+    cls = {"mnist-bundled": D.BundledMNIST, "mnist": D.MNIST, "fashion-mnist": D.FashionMNIST,
+           "cifar10": D.CIFAR10}[name]
+    ds = cls(root, train=train, transform=transform, download=bool(cfg.get("download")))
+    limit = cfg.get("limit_train" if train else "limit_test")
+    if limit:
+        ds = Subset(ds, np.arange(min(int(limit), len(ds))))
+    return ds
+
+
+def build_model(cfg: dict, info: DatasetInfo):
+    from .. import models
+
+    opts = dict(cfg.get("model_options") or {})
+    if info.size != 28 and "input_size" not in opts:
+        opts["input_size"] = info.size
+    user_set = "input_size" in (cfg.get("model_options") or {})
+    sizes = {"num_classes": len(info.classes), "in_channels": info.channels}
+    try:
+        model = models.create(cfg["model"], **sizes, **opts)
+    except TypeError as e:  # the model has no input_size option: build it without
+        if "input_size" in opts and "unsupported option" in str(e) and not user_set:
+            opts.pop("input_size")
+            model = models.create(cfg["model"], **sizes, **opts)
+        else:
+            raise
+    if cfg.get("dtype", "float32") == "float64":
+        model = model.double()
+    return model
+
+
+def read_config(run_dir: Path) -> dict:
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a training output folder (no config.json); "
+                                "give the --out folder of a `convnet train` run")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: corrupt config ({e})") from None

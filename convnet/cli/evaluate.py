@@ -1,0 +1,66 @@
+"""``convnet evaluate DIR``: accuracy, per-class accuracy and confusion matrix of a trained run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("evaluate", help="evaluate a trained run on its test set",
+                              description=__doc__)
+    p.add_argument("run_dir", help="the --out folder of a `convnet train` run")
+    p.add_argument("--data-dir", help="where the dataset lives now (default: as when trained)")
+    p.add_argument("--split", choices=["test", "train"], default="test", help="default test")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    from .main import add_threads_option
+
+    add_threads_option(p)
+    p.set_defaults(func=run)
+
+
+def load_run(run_dir: Path):
+    """(config, info, model) of a training run with its weights loaded, in eval mode."""
+    from ..training.checkpoint import load_weights
+    from ._setup import DatasetInfo, build_model, read_config
+
+    cfg = read_config(run_dir)
+    info = DatasetInfo(int(cfg["in_channels"]), int(cfg["image_size_used"]), tuple(cfg["mean"]),
+                       tuple(cfg["std"]), list(cfg["class_names"]))
+    weights = run_dir / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{run_dir}: no model.safetensors (was the run interrupted before "
+                                "its first epoch finished?)")
+    model = build_model(cfg, info)
+    load_weights(weights, model)
+    model.eval()
+    return cfg, info, model
+
+
+def run(args) -> int:
+    from ..data import DataLoader
+    from ..training import evaluate
+    from ._setup import make_dataset, make_transform
+
+    run_dir = Path(args.run_dir)
+    cfg, info, model = load_run(run_dir)
+    if args.data_dir:
+        cfg["data_dir"] = args.data_dir
+    cfg["download"] = False
+    ds = make_dataset(cfg, info, args.split == "train", make_transform(cfg, info, False))
+    loader = DataLoader(ds, args.batch_size, num_workers=1)
+    res = evaluate(model, loader, num_classes=len(info.classes))
+    conf = res.pop("_confusion")
+    if args.json:
+        report = {"split": args.split, "images": len(ds), **res, "class_names": info.classes}
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{cfg['model']} on {cfg['dataset']} ({args.split} split, {len(ds):,} images)")
+    print(f"accuracy {res['accuracy']:.4f}   top-5 {res.get('top5_accuracy', float('nan')):.4f}   "
+          f"loss {res['loss']:.4f}")
+    print("\nper-class accuracy:")
+    for name, acc in zip(info.classes, res["per_class_accuracy"]):
+        print(f"  {name:<14} {'   n/a' if acc is None else f'{acc:.4f}'}")
+    print("\nconfusion matrix (rows: true class, columns: predicted):")
+    print(conf.format(info.classes))
+    return 0

@@ -1,0 +1,82 @@
+"""The ``convnet`` command line (also ``python -m convnet``).
+
+Each subcommand lives in its own module exposing ``add_parser(subparsers)``, which adds an
+``argparse`` sub-parser and sets ``func`` (called with the parsed namespace, returning an exit
+code). To add a subcommand, write such a module and list it in :data:`SUBCOMMANDS`.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+__all__ = ["SUBCOMMANDS", "CLIError", "build_parser", "main", "add_threads_option"]
+
+# Modules providing add_parser(subparsers); order is the order in `convnet --help`.
+SUBCOMMANDS = [
+    "convnet.cli.train",
+    "convnet.cli.evaluate",
+    "convnet.cli.predict",
+    "convnet.cli.models",
+    "convnet.cli.summary_cmd",
+    "convnet.cli.explain_cmd",
+    "convnet.cli.filter_cmd",
+]
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    """``--threads``: BLAS threads for commands that compute (see :mod:`convnet.cli._blas`)."""
+    parser.add_argument("--threads", default="auto", metavar="N|auto",
+                        help="threads for matrix multiplies (default auto: 1 on <= 2 cores or when "
+                             "the cores are busy, else OpenBLAS's default)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="convnet",
+        description="Train, evaluate and use convolutional networks written on NumPy.",
+        epilog="Run `convnet <command> --help` for a command's options.")
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"convnet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as e:  # one broken optional command must not take the others down
+            print(f"convnet: warning: subcommand module {name} unavailable ({e})", file=sys.stderr)
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``convnet`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        if hasattr(args, "threads"):
+            from ._blas import configure
+
+            note = configure(args.threads)
+            if note:
+                print(note, file=sys.stderr)
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("\nconvnet: interrupted (the last completed checkpoint is intact)", file=sys.stderr)
+        return 130
+    except (CLIError, FileNotFoundError, ValueError, TypeError, KeyError, OSError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"convnet {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

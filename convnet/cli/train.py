@@ -1,0 +1,239 @@
+"""``convnet train``: train a model on a dataset, writing checkpoints, metrics and curves.
+
+With no arguments it trains LeNet-5 on the MNIST digits bundled with convnet.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ._setup import AUGMENTS, DATASET_NAMES
+
+# Defaults, applied to options not given on the command line.
+DEFAULTS = {
+    "model": "lenet5", "dataset": "mnist-bundled", "data_dir": None, "download": False,
+    "epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": None, "momentum": 0.9,
+    "weight_decay": 0.0, "scheduler": "cosine", "step_size": 10, "gamma": 0.1,
+    "augment": "none", "seed": 0, "val_split": 0.0, "early_stopping": 0, "workers": 2,
+    "dtype": "float32", "limit_train": None, "limit_test": None, "image_size": None,
+    "grayscale": False, "label_smoothing": 0.0, "model_options": {},
+}
+DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3, "rmsprop": 1e-3}
+# Options that may differ when resuming (they do not change the numbers).
+RESUME_OVERRIDABLE = ("epochs", "workers", "progress", "data_dir")
+
+
+def _model_option(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise ValueError(f"--model-option must be KEY=VALUE, got {text!r}")
+    k, v = text.split("=", 1)
+    try:
+        return k, json.loads(v)
+    except json.JSONDecodeError:
+        return k, v
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("train", description=__doc__,
+                              help="train a model (default: LeNet-5 on bundled MNIST digits)")
+    a = p.add_argument
+    a("--model", help="model name from `convnet models` (default lenet5)")
+    a("--dataset", choices=DATASET_NAMES, help="default mnist-bundled (no download needed)")
+    a("--data-dir", help="folder with the dataset files (for folder: ROOT/<class>/<image>)")
+    a("--download", action="store_true", default=None,
+      help="fetch missing MNIST/Fashion-MNIST files into --data-dir or ~/.cache/convnet "
+           "(SHA-256 checked)")
+    a("--epochs", type=int, help="default 10")
+    a("--batch-size", type=int, help="default 64")
+    a("--optimizer", choices=["sgd", "adam", "adamw", "rmsprop"], help="default adam")
+    a("--lr", type=float, help="learning rate (default 0.05 for sgd, 0.002 for adam/adamw)")
+    a("--momentum", type=float, help="SGD momentum (default 0.9)")
+    a("--weight-decay", type=float, help="default 0 (adamw: decoupled)")
+    a("--scheduler", choices=["none", "cosine", "step", "exponential", "onecycle"],
+      help="default cosine")
+    a("--step-size", type=int, help="epochs between decays for --scheduler step (default 10)")
+    a("--gamma", type=float, help="decay factor for step/exponential (default 0.1)")
+    a("--augment", help=f"comma-separated training augmentations: {','.join(AUGMENTS)} (default "
+                        "none)")
+    a("--label-smoothing", type=float, help="cross-entropy label smoothing (default 0)")
+    a("--val-split", type=float, help="fraction of the training set held out for validation "
+                                      "(default 0: validate on the test split)")
+    a("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without "
+                                                             "val_loss improvement (default off)")
+    a("--seed", type=int, help="default 0")
+    a("--workers", type=int, help="data-loading threads (default 2)")
+    a("--dtype", choices=["float32", "float64"], help="default float32")
+    a("--image-size", type=int, help="folder datasets: resize images to this side (default 32)")
+    a("--grayscale", action="store_true", default=None, help="folder datasets: load as 1 channel")
+    a("--model-option", action="append", type=_model_option, metavar="KEY=VALUE",
+      help="extra model option passed to convnet.models.create (repeatable), e.g. dropout=0.2")
+    a("--limit-train", type=int, help="use only the first N training images (quick tries)")
+    a("--limit-test", type=int, help="use only the first N test images")
+    a("--out", help="output folder (default runs/<model>-<dataset>)")
+    a("--resume", action="store_true", help="continue the run in --out from its last checkpoint "
+                                            "(its saved settings are used; --epochs may be raised)")
+    a("--no-progress", dest="progress", action="store_false", default=True, help="no progress bar")
+    from .main import add_threads_option
+
+    add_threads_option(p)
+    p.set_defaults(func=run)
+
+
+def resolve_config(args) -> tuple[dict, Path]:
+    given = {k: v for k, v in vars(args).items()
+             if k in DEFAULTS and v is not None and k != "model_options"}
+    if getattr(args, "model_option", None):
+        given["model_options"] = dict(args.model_option)
+    out = Path(args.out) if args.out else None
+    if args.resume:
+        from ._setup import read_config
+
+        if out is None:
+            out = Path("runs") / "{}-{}".format(given.get("model", DEFAULTS["model"]),
+                                                given.get("dataset", DEFAULTS["dataset"]))
+        if not (out / "checkpoint.safetensors").is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {out / 'checkpoint.safetensors'}")
+        cfg = read_config(out)
+        changed = [k for k, v in given.items() if k not in RESUME_OVERRIDABLE and cfg.get(k) != v]
+        if changed:
+            flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+            raise ValueError(f"--resume: {flags} differ from the saved run; resume with the same "
+                             "settings (only --epochs, --workers and --data-dir may change)")
+        args.saved_epochs = int(cfg["epochs"])
+        cfg.update({k: v for k, v in given.items() if k in RESUME_OVERRIDABLE})
+    else:
+        cfg = {**DEFAULTS, **given}
+        if cfg["lr"] is None:
+            cfg["lr"] = DEFAULT_LR[cfg["optimizer"]]
+        if out is None:
+            out = Path("runs") / f"{cfg['model']}-{cfg['dataset']}"
+    for k, lo in (("epochs", 1), ("batch_size", 1), ("workers", 0)):
+        if int(cfg[k]) < lo:
+            raise ValueError(f"--{k.replace('_', '-')} must be >= {lo}, got {cfg[k]}")
+    if not 0 <= float(cfg["val_split"]) < 1:
+        raise ValueError(f"--val-split must be in [0, 1), got {cfg['val_split']}")
+    if float(cfg["lr"]) <= 0:
+        raise ValueError(f"--lr must be positive, got {cfg['lr']}")
+    return cfg, out
+
+
+def make_optimizer(cfg: dict, params):
+    from .. import optim
+
+    name, lr, wd = cfg["optimizer"], float(cfg["lr"]), float(cfg["weight_decay"])
+    if name == "sgd":
+        return optim.SGD(params, lr=lr, momentum=float(cfg["momentum"]), weight_decay=wd,
+                         nesterov=float(cfg["momentum"]) > 0)
+    if name == "adam":
+        return optim.Adam(params, lr=lr, weight_decay=wd)
+    if name == "adamw":
+        return optim.AdamW(params, lr=lr, weight_decay=wd or 1e-2)
+    return optim.RMSprop(params, lr=lr, weight_decay=wd)
+
+
+def make_scheduler(cfg: dict, opt, steps_per_epoch: int):
+    from ..optim import lr_scheduler as S
+
+    name, epochs = cfg["scheduler"], int(cfg["epochs"])
+    if name == "none":
+        return None, "epoch"
+    if name == "cosine":
+        return S.CosineAnnealingLR(opt, T_max=epochs), "epoch"
+    if name == "step":
+        return S.StepLR(opt, step_size=int(cfg["step_size"]), gamma=float(cfg["gamma"])), "epoch"
+    if name == "exponential":
+        return S.ExponentialLR(opt, gamma=float(cfg["gamma"])), "epoch"
+    return S.OneCycleLR(opt, max_lr=float(cfg["lr"]), total_steps=epochs * steps_per_epoch), "batch"
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from .. import manual_seed
+    from ..data import DataLoader
+    from ..data.dataset import Subset
+    from ..functional import cross_entropy
+    from ..io.atomic import atomic_write_text
+    from ..training import EarlyStopping, Trainer
+    from ._setup import build_model, dataset_info, make_dataset, make_transform
+
+    cfg, out = resolve_config(args)
+    manual_seed(int(cfg["seed"]))
+    info = dataset_info(cfg)
+    train_set = make_dataset(cfg, info, True, make_transform(cfg, info, True))
+    test_set = make_dataset(cfg, info, False, make_transform(cfg, info, False))
+    val_set = test_set
+    if float(cfg["val_split"]) > 0:  # carve a validation set out of training, fixed by the seed
+        perm = np.random.default_rng([int(cfg["seed"]), 7]).permutation(len(train_set))
+        n_val = max(1, int(len(train_set) * float(cfg["val_split"])))
+        val_base = make_dataset(cfg, info, True, make_transform(cfg, info, False))
+        val_set, train_set = Subset(val_base, perm[:n_val]), Subset(train_set, perm[n_val:])
+    bs, workers = int(cfg["batch_size"]), int(cfg["workers"])
+    train_loader = DataLoader(train_set, bs, shuffle=True, num_workers=workers,
+                              seed=int(cfg["seed"]))
+    val_loader = DataLoader(val_set, max(bs, 256), num_workers=min(workers, 1))
+    test_loader = DataLoader(test_set, max(bs, 256), num_workers=min(workers, 1))
+
+    model = build_model(cfg, info)
+    opt = make_optimizer(cfg, model.parameters())
+    sched, sched_step = make_scheduler(cfg, opt, len(train_loader))
+    ls = float(cfg.get("label_smoothing") or 0.0)
+    loss_fn = cross_entropy
+    if ls:
+        def loss_fn(logits, y):
+            return cross_entropy(logits, y, label_smoothing=ls)
+    patience = int(cfg["early_stopping"] or 0)
+    callbacks = [EarlyStopping("val_loss", patience)] if patience else []
+    cfg["class_names"], cfg["in_channels"] = list(info.classes), info.channels
+    cfg["image_size_used"] = info.size
+    cfg["mean"], cfg["std"] = list(info.mean), list(info.std)
+    n_params = sum(p.data.size for p in model.parameters())
+    cfg["title"] = f"{cfg['model']} on {cfg['dataset']}"
+    trainer = Trainer(model, opt, train_loader, val_loader, loss_fn=loss_fn, scheduler=sched,
+                      scheduler_step=sched_step, epochs=int(cfg["epochs"]), out_dir=out,
+                      callbacks=callbacks, num_classes=len(info.classes), class_names=info.classes,
+                      progress=bool(args.progress), config=cfg)
+    if not args.resume and (out / "checkpoint.safetensors").is_file():
+        print(f"note: starting afresh in {out}, replacing the run there (pass --resume to "
+              "continue it)")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.resume:
+        trainer.resume(out / "checkpoint.safetensors")
+        print(f"resuming {out} after epoch {trainer.epoch}/{trainer.epochs}")
+        if sched is not None and args.saved_epochs != int(cfg["epochs"]):
+            # The schedule was planned for the old length: rebuild it for the new one and
+            # move it to where the run is (same lr history for schedules that ignore length).
+            sched, _ = make_scheduler(cfg, opt, len(train_loader))
+            for _ in range(trainer.epoch * (len(train_loader) if sched_step == "batch" else 1)):
+                sched.step()
+            trainer.scheduler = sched
+            print(f"--epochs changed from {args.saved_epochs} to {cfg['epochs']}: the "
+                  f"{cfg['scheduler']} learning-rate schedule now spans the new length")
+    atomic_write_text(out / "config.json", json.dumps(cfg, indent=2) + "\n")
+    print(f"training {cfg['model']} ({n_params:,} parameters) on {cfg['dataset']}: "
+          f"{len(train_set):,} train / {len(val_set):,} "
+          f"{'validation' if val_set is not test_set else 'test'} "
+          f"images, {cfg['epochs']} epochs, {cfg['optimizer']} lr {cfg['lr']}, batch {bs}")
+    start = time.perf_counter()
+    trainer.fit()
+    wall = time.perf_counter() - start
+    test = trainer.evaluate(test_loader, confusion=True)
+    conf = test.pop("_confusion")
+    extra = {k if k.startswith(("confusion", "per_class")) else "test_" + k: v
+             for k, v in test.items()}
+    extra.update({"class_names": list(info.classes), "parameters": int(n_params),
+                  "wall_time_s_last_session": wall})
+    if trainer.history:
+        best = max(trainer.history, key=lambda h: h.get("val_accuracy", 0.0))
+        extra["best_epoch"] = best["epoch"]
+    trainer.write_metrics(out, extra)
+    top5 = test.get("top5_accuracy", float("nan"))
+    print(f"test accuracy {test['accuracy']:.4f} (top-5 {top5:.4f}, "
+          f"loss {test['loss']:.4f}) on {len(test_set):,} held-out images; "
+          f"training time {trainer.train_time:.1f}s")
+    print(f"checkpoint: {out / 'model.safetensors'} (resume state: "
+          f"{out / 'checkpoint.safetensors'})")
+    print(f"curves:     {out / 'curves.png'}")
+    print(f"metrics:    {out / 'metrics.json'}")
+    return 0

@@ -1,0 +1,89 @@
+"""``ImageFolder``: one sub-folder per class, images read with Pillow."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..dataset import Dataset
+
+__all__ = ["ImageFolder", "load_image", "IMG_EXTENSIONS"]
+
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
+
+
+def load_image(path: str | os.PathLike, mode: str = "RGB",
+               size: tuple[int, int] | None = None) -> np.ndarray:
+    """Read an image file as ``(C, H, W)`` uint8 (C = 1 for mode 'L', 3 for 'RGB').
+
+    ``size`` (h, w) resizes with bilinear filtering. Raises ValueError naming the file when
+    it is not an image Pillow can decode.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = im.convert(mode)
+    except FileNotFoundError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable image ({e})") from None
+    if size is not None:
+        im = im.resize((int(size[1]), int(size[0])), Image.BILINEAR)
+    arr = np.asarray(im, dtype=np.uint8)
+    return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+class ImageFolder(Dataset):
+    """Images arranged as ``root/<class name>/<file>``; classes sorted by name get labels 0..K-1.
+
+    Args:
+        root: the folder of class folders.
+        transform: applied to the ``(C, H, W)`` uint8 image.
+        mode: 'RGB' (3 channels) or 'L' (grayscale, 1 channel).
+        size: (h, w) to resize every image to (needed to batch images of different sizes).
+    """
+
+    def __init__(self, root: str | os.PathLike, transform: Callable | None = None,
+                 target_transform: Callable | None = None, mode: str = "RGB",
+                 size: tuple[int, int] | int | None = None, extensions=IMG_EXTENSIONS) -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"ImageFolder: {root} is not a folder (expected "
+                                    "root/<class>/<image>)")
+        self.classes = sorted(d.name for d in root.iterdir()
+                              if d.is_dir() and not d.name.startswith("."))
+        if not self.classes:
+            raise FileNotFoundError(f"ImageFolder: {root} has no class sub-folders (expected "
+                                    "root/<class>/<image>)")
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+        exts = tuple(e.lower() for e in extensions)
+        self.samples = [(p, self.class_to_idx[c]) for c in self.classes
+                        for p in sorted((root / c).rglob("*"))
+                        if p.is_file() and p.suffix.lower() in exts]
+        if not self.samples:
+            raise FileNotFoundError(f"ImageFolder: no images with extensions {exts} under {root}")
+        self.targets = np.asarray([s[1] for s in self.samples], dtype=np.int64)
+        self.root, self.transform, self.target_transform = root, transform, target_transform
+        self.mode = mode
+        self.size = (size, size) if isinstance(size, int) else size
+
+    @property
+    def num_channels(self) -> int:
+        return 1 if self.mode == "L" else 3
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        path, label = self.samples[index]
+        img = load_image(path, self.mode, self.size)
+        if self.transform is not None:
+            img = self.transform(img)
+        if self.target_transform is not None:
+            label = self.target_transform(label)
+        return img, label

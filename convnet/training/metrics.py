@@ -1,0 +1,91 @@
+"""Classification metrics accumulated batch by batch: loss, top-k accuracy, confusion matrix."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["topk_correct", "ConfusionMatrix", "MetricAccumulator"]
+
+
+def topk_correct(logits: np.ndarray, targets: np.ndarray,
+                 ks: Sequence[int] = (1,)) -> dict[int, int]:
+    """How many rows have their target among the ``k`` largest logits, for each ``k``.
+
+    ``logits (N, K)``, ``targets (N,)``. Ties count in the target's favour only if the target's
+    score is strictly above the k-th largest or equal to it (argpartition semantics).
+    """
+    logits, targets = np.asarray(logits), np.asarray(targets)
+    if logits.ndim != 2 or targets.shape != (logits.shape[0],):
+        raise ValueError(f"topk_correct: logits must be (N, K) and targets (N,), got "
+                         f"{logits.shape} and {targets.shape}")
+    out = {}
+    n_cls = logits.shape[1]
+    target_score = logits[np.arange(len(targets)), targets]
+    for k in ks:
+        if k >= n_cls:
+            out[k] = len(targets)
+            continue
+        # the target is in the top k when fewer than k classes score strictly higher
+        higher = (logits > target_score[:, None]).sum(axis=1)
+        out[k] = int((higher < k).sum())
+    return out
+
+
+class ConfusionMatrix:
+    """``matrix[t, p]`` counts samples of true class ``t`` predicted as ``p``."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = int(num_classes)
+        self.matrix = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
+
+    def update(self, preds: np.ndarray, targets: np.ndarray) -> None:
+        k = self.num_classes
+        idx = np.asarray(targets, dtype=np.int64) * k + np.asarray(preds, dtype=np.int64)
+        self.matrix += np.bincount(idx, minlength=k * k).reshape(k, k)
+
+    def accuracy(self) -> float:
+        total = self.matrix.sum()
+        return float(np.trace(self.matrix) / total) if total else float("nan")
+
+    def per_class_accuracy(self) -> np.ndarray:
+        """Recall of each class (NaN for classes with no samples)."""
+        support = self.matrix.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.diag(self.matrix) / support
+
+    def format(self, class_names: Sequence[str] | None = None) -> str:
+        """The matrix as aligned text (rows: true class, columns: predicted)."""
+        names = list(class_names) if class_names else [str(i) for i in range(self.num_classes)]
+        short = [n[:6] for n in names]
+        w = max(6, len(str(self.matrix.max())) + 1)
+        lines = ["true\\pred " + "".join(s.rjust(w) for s in short)]
+        for name, row in zip(short, self.matrix):
+            lines.append(name.ljust(10) + "".join(str(v).rjust(w) for v in row))
+        return "\n".join(lines)
+
+
+class MetricAccumulator:
+    """Running sums over an epoch: mean loss, top-1 / top-k accuracy, optional confusion."""
+
+    def __init__(self, num_classes: int | None = None, topk: Sequence[int] = (1, 5)) -> None:
+        self.topk = tuple(topk)
+        self.loss_sum, self.count = 0.0, 0
+        self.correct = {k: 0 for k in self.topk}
+        self.confusion = ConfusionMatrix(num_classes) if num_classes else None
+
+    def update(self, loss: float, logits: np.ndarray, targets: np.ndarray) -> None:
+        n = len(targets)
+        self.loss_sum += float(loss) * n
+        self.count += n
+        for k, c in topk_correct(logits, targets, self.topk).items():
+            self.correct[k] += c
+        if self.confusion is not None:
+            self.confusion.update(np.argmax(logits, axis=1), targets)
+
+    def result(self, prefix: str = "") -> dict:
+        out = {f"{prefix}loss": self.loss_sum / max(self.count, 1)}
+        for k in self.topk:
+            name = "accuracy" if k == 1 else f"top{k}_accuracy"
+            out[f"{prefix}{name}"] = self.correct[k] / max(self.count, 1)
+        return out
