@@ -3,7 +3,12 @@
 Run: ``python -m benchmarks.conv [--repeats 15] [--quick] [--memory]``. Prints a Markdown table
 (ratio = torch time / convnet time; above 1 means convnet is faster) and, with ``--memory``,
 the peak extra resident memory of one forward+backward of a ResNet-20 3x3 layer at batch 128
-for each framework (measured in fresh subprocesses with ``ru_maxrss``).
+for each framework (measured in fresh subprocesses: ``VmHWM`` after resetting it).
+
+Threads: ``--threads`` sets torch's; NumPy's OpenBLAS follows ``OPENBLAS_NUM_THREADS`` (default:
+one per core), and convnet's conv kernels deal batch chunks to that many worker threads. For a
+1-thread table run ``OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python -m benchmarks.conv
+--threads 1``.
 """
 from __future__ import annotations
 

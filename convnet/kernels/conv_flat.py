@@ -75,16 +75,19 @@ class FlatPlan:
         return (0, 1) + tuple(3 + 2 * i for i in range(nd)) + tuple(2 + 2 * i for i in range(nd))
 
     def pack(self, x: np.ndarray, out: np.ndarray | None = None,
-             tmp: np.ndarray | None = None) -> np.ndarray:
+             tmp: np.ndarray | None = None, tail: bool = True) -> np.ndarray:
         """Padded, phase-split copy of ``x`` as a flat buffer of ``self.size`` elements.
 
         With stride 1 this is one padded copy. Otherwise ``x`` is first padded into ``tmp``
         (``(N, C, *(Sq s))``, long contiguous rows) and then split into phases by a single
         transposing copy, which is ~3x faster than gathering each phase with strided slices.
+        ``tail=False`` leaves the zero tail after the last plane unwritten (a batch chunk
+        packed into a slice of a larger buffer, whose tail is the next chunk's first image).
         """
         buf = np.empty(self.size, dtype=x.dtype) if out is None else out
         nmain = self.n * self.c * self.plane
-        buf[nmain:] = 0
+        if tail:
+            buf[nmain:] = 0
         inner = (slice(None), slice(None)) + tuple(
             slice(lo, lo + s) for s, (lo, _) in zip(self.in_spatial, self.pads))
         if self.nph == 1:
@@ -121,7 +124,9 @@ class FlatPlan:
         split = (self.n, self.c) + tuple(v for q, s in zip(self.sq, self.stride) for v in (q, s))
         tmp = np.empty(split, dtype=buf.dtype) if tmp is None else tmp.reshape(split)
         main = buf[:nmain].reshape((self.n, self.c) + self.stride + self.sq)
-        np.copyto(tmp.transpose(self._interleaved_axes()), main)
+        # A ufunc, not copyto: copyto iterates in the destination's memory order, whose
+        # innermost axis is the phase (length s); the ufunc's iterator keeps long rows (~1.7x).
+        np.positive(main, out=tmp.transpose(self._interleaved_axes()))
         gx[...] = tmp.reshape((self.n, self.c) + full)[inner]
         return gx
 
@@ -193,7 +198,7 @@ class ClassicPlan(FlatPlan):
     def _xp(self, buf):
         return buf[: self.size].reshape((self.n, self.c) + self.padded)
 
-    def pack(self, x, out=None, tmp=None):
+    def pack(self, x, out=None, tmp=None, tail=True):
         buf = np.empty(self.size, dtype=x.dtype) if out is None else out
         xp = self._xp(buf)
         inner = (slice(None), slice(None)) + tuple(
