@@ -191,6 +191,20 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
     return _reduce(loss, reduction)
 
 
+def _optional_array(v, input: Tensor, op: str, name: str):
+    """A weight given as Tensor/array/None -> an ndarray in the input's dtype that broadcasts
+    to the input's shape (or None)."""
+    if v is None:
+        return None
+    arr = np.asarray(v.data if isinstance(v, Tensor) else v, dtype=input.dtype)
+    try:
+        np.broadcast_shapes(arr.shape, input.shape)
+    except ValueError:
+        raise ValueError(f"{op}: {name} shape {arr.shape} does not broadcast to input "
+                         f"{input.shape}") from None
+    return arr
+
+
 class _BCE(Function):
     def forward(self, x, t, w, reduction):
         if ((x < 0) | (x > 1)).any():
@@ -228,7 +242,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     """``-(y log x + (1 - y) log(1 - x))`` on probabilities ``x`` (logs clamped at -100)."""
     _check_reduction(reduction, "binary_cross_entropy")
     _check_same_shape(input, target, "binary_cross_entropy")
-    w = None if weight is None else np.broadcast_to(np.asarray(weight.data if isinstance(weight, Tensor) else weight), input.shape)
+    w = _optional_array(weight, input, "binary_cross_entropy", "weight")
     return _BCE.apply(input, target, w, reduction)
 
 
@@ -271,17 +285,9 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     _check_reduction(reduction, "binary_cross_entropy_with_logits")
     _check_same_shape(input, target, "binary_cross_entropy_with_logits")
 
-    def arr(v):
-        return None if v is None else np.asarray(v.data if isinstance(v, Tensor) else v, dtype=input.dtype)
-
-    w, pw = arr(weight), arr(pos_weight)
-    for name, v in (("weight", w), ("pos_weight", pw)):
-        if v is not None:
-            try:
-                np.broadcast_shapes(v.shape, input.shape)
-            except ValueError:
-                raise ValueError(f"binary_cross_entropy_with_logits: {name} shape {v.shape} does not "
-                                 f"broadcast to input {input.shape}") from None
+    op = "binary_cross_entropy_with_logits"
+    w = _optional_array(weight, input, op, "weight")
+    pw = _optional_array(pos_weight, input, op, "pos_weight")
     return _BCEWithLogits.apply(input, target, w, pw, reduction)
 
 
