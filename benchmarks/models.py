@@ -3,7 +3,7 @@
 Inference (eval mode, no grad) and one training step (forward, cross-entropy, backward, SGD
 with momentum) at batch 128, timed alternately in one process (``benchmarks/common.py``).
 
-    python -m benchmarks.models [--repeats 7] [--only resnet20,mobilenet_v1]
+    python -m benchmarks.models [--repeats 7] [--only resnet20,mobilenet_v1] [--fused]
 
 Training epochs on Fashion-MNIST (60,000 images) are estimated as 469 steps of batch 128.
 """
@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--only", default="", help="comma-separated case names")
     parser.add_argument("--no-train", action="store_true")
+    parser.add_argument("--fused", action="store_true",
+                        help="also time inference with batch norm folded into the convs")
     args = parser.parse_args()
     setup_threads(2)
     import torch
@@ -82,6 +84,26 @@ def main() -> None:
 
         infer_rows.append((f"{name} infer b{args.batch}",
                            time_pair(infer_cn, infer_th, args.repeats, warmup=2)))
+        if args.fused:
+            # batch norm folded into the convs on both sides (torch through torch.fx), so the
+            # ratio compares the fused inference paths
+            f_cn = cn.nn.utils.fuse_conv_bn(m_cn, x_cn[:2])
+            from torch.fx.experimental.optimization import fuse as fx_fuse
+            f_th = fx_fuse(m_th)
+
+            def infer_cn_fused():
+                with cn.no_grad():
+                    f_cn(x_cn)
+
+            def infer_th_fused():
+                with torch.no_grad():
+                    f_th(x_th)
+
+            infer_rows.append((f"{name} infer b{args.batch}, BN folded (both)",
+                               time_pair(infer_cn_fused, infer_th_fused, args.repeats,
+                                         warmup=2)))
+            infer_rows.append((f"{name} infer b{args.batch}, convnet folded / torch eager",
+                               time_pair(infer_cn_fused, infer_th, args.repeats, warmup=2)))
         if args.no_train:
             continue
         m_cn.train()

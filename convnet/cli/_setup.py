@@ -12,6 +12,8 @@ from ..data import transforms as T
 from ..data.dataset import Subset, random_split
 
 DATASET_NAMES = ["mnist-bundled", "mnist", "fashion-mnist", "cifar10", "folder"]
+DENSE_MODELS = ("unet",)  # per-pixel outputs: trained with --task segment
+FOREGROUND = 0.1  # raw intensity (0..1) above which a pixel belongs to the object
 AUGMENTS = ["none", "crop", "flip", "vflip", "affine", "rotate", "erase"]
 
 
@@ -56,6 +58,34 @@ def dataset_info(cfg: dict) -> DatasetInfo:
     return DatasetInfo(c, cfg.get("image_size") or 32, (0.5,) * c, (0.5,) * c, probe.classes)
 
 
+def resolve_task(cfg: dict) -> str:
+    """``classify`` or ``segment`` (``auto``: segment exactly the dense models)."""
+    task = cfg.get("task") or "auto"
+    dense = cfg["model"] in DENSE_MODELS
+    if task == "auto":
+        return "segment" if dense else "classify"
+    if task == "classify" and dense:
+        raise ValueError(f"--task classify: {cfg['model']} predicts one label per pixel; "
+                         "use --task segment")
+    if task == "segment" and not dense:
+        raise ValueError(f"--task segment: {cfg['model']} is a classifier (one label per "
+                         f"image); dense models: {', '.join(DENSE_MODELS)}")
+    return task
+
+
+def task_info(cfg: dict, info: DatasetInfo) -> DatasetInfo:
+    """For segmentation the labels are the background plus the dataset's classes."""
+    if cfg.get("task") != "segment":
+        return info
+    return DatasetInfo(info.channels, info.size, info.mean, info.std,
+                       ["background"] + list(info.classes))
+
+
+def _foreground_threshold(info: DatasetInfo) -> float:
+    """:data:`FOREGROUND` in the units of the normalised image (channel means)."""
+    return float((FOREGROUND - np.mean(info.mean)) / np.mean(info.std))
+
+
 def make_transform(cfg: dict, info: DatasetInfo, train: bool) -> T.Compose:
     steps = [T.ToTensor()]
     if train:
@@ -85,7 +115,15 @@ def make_transform(cfg: dict, info: DatasetInfo, train: bool) -> T.Compose:
 
 
 def make_dataset(cfg: dict, info: DatasetInfo, train: bool, transform):
-    """The train or test split of ``cfg['dataset']`` with ``transform``."""
+    """The train or test split of ``cfg['dataset']`` with ``transform`` (with per-pixel
+    targets when ``cfg['task']`` is ``segment``)."""
+    ds = _make_split(cfg, info, train, transform)
+    if cfg.get("task") == "segment":
+        ds = D.ForegroundSegmentation(ds, _foreground_threshold(info))
+    return ds
+
+
+def _make_split(cfg: dict, info: DatasetInfo, train: bool, transform):
     name, root = cfg["dataset"], cfg.get("data_dir")
     if name == "folder":
         base = Path(root)

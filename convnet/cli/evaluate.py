@@ -56,8 +56,15 @@ def run(args) -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"{cfg['model']} on {cfg['dataset']} ({args.split} split, {len(ds):,} images)")
-    print(f"accuracy {res['accuracy']:.4f}   top-5 {res.get('top5_accuracy', float('nan')):.4f}   "
-          f"loss {res['loss']:.4f}")
+    if "mean_iou" in res:  # a segmentation run: every pixel is a sample
+        print(f"pixel accuracy {res['accuracy']:.4f}   mean IoU {res['mean_iou']:.4f}   "
+              f"loss {res['loss']:.4f}")
+        print("\nper-class IoU:")
+        for name, iou in zip(info.classes, res["per_class_iou"]):
+            print(f"  {name:<14} {'   n/a' if iou is None else f'{iou:.4f}'}")
+    else:
+        print(f"accuracy {res['accuracy']:.4f}   top-5 "
+              f"{res.get('top5_accuracy', float('nan')):.4f}   loss {res['loss']:.4f}")
     print("\nper-class accuracy:")
     for name, acc in zip(info.classes, res["per_class_accuracy"]):
         print(f"  {name:<14} {'   n/a' if acc is None else f'{acc:.4f}'}")

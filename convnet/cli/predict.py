@@ -53,6 +53,10 @@ def run(args) -> int:
     from .evaluate import load_run
 
     cfg, info, model = load_run(Path(args.run_dir))
+    if cfg.get("task") == "segment":
+        raise ValueError(f"predict: {args.run_dir} is a segmentation run (per-pixel labels); "
+                         "`convnet predict` ranks classes per image. Use `convnet evaluate` "
+                         "for its pixel accuracy and IoU")
     k = max(1, min(args.topk, len(info.classes)))
     batch = np.stack([prepare(Path(p), cfg, info.size, info.channels, args.invert)
                       for p in args.images])

@@ -17,7 +17,7 @@ DEFAULTS = {
     "weight_decay": 0.0, "scheduler": "cosine", "step_size": 10, "gamma": 0.1,
     "augment": "none", "seed": 0, "val_split": 0.0, "early_stopping": 0, "workers": 2,
     "dtype": "float32", "limit_train": None, "limit_test": None, "image_size": None,
-    "grayscale": False, "label_smoothing": 0.0, "model_options": {},
+    "grayscale": False, "label_smoothing": 0.0, "model_options": {}, "task": "auto",
 }
 DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3, "rmsprop": 1e-3}
 # Options that may differ when resuming (they do not change the numbers).
@@ -56,6 +56,10 @@ def add_parser(subparsers) -> None:
     a("--gamma", type=float, help="decay factor for step/exponential (default 0.1)")
     a("--augment", help=f"comma-separated training augmentations: {','.join(AUGMENTS)} (default "
                         "none)")
+    a("--task", choices=["auto", "classify", "segment"],
+      help="classify images, or segment them (per-pixel labels: the object's pixels get its "
+           "class, the rest background; see convnet.data.datasets.ForegroundSegmentation). "
+           "Default auto: segment for dense models (unet), else classify")
     a("--label-smoothing", type=float, help="cross-entropy label smoothing (default 0)")
     a("--val-split", type=float, help="fraction of the training set held out for validation "
                                       "(default 0: validate on the test split)")
@@ -115,6 +119,9 @@ def resolve_config(args) -> tuple[dict, Path]:
         raise ValueError(f"--val-split must be in [0, 1), got {cfg['val_split']}")
     if float(cfg["lr"]) <= 0:
         raise ValueError(f"--lr must be positive, got {cfg['lr']}")
+    from ._setup import resolve_task
+
+    cfg["task"] = resolve_task(cfg)
     return cfg, out
 
 
@@ -156,11 +163,11 @@ def run(args) -> int:
     from ..functional import cross_entropy
     from ..io.atomic import atomic_write_text
     from ..training import EarlyStopping, Trainer
-    from ._setup import build_model, dataset_info, make_dataset, make_transform
+    from ._setup import build_model, dataset_info, make_dataset, make_transform, task_info
 
     cfg, out = resolve_config(args)
     manual_seed(int(cfg["seed"]))
-    info = dataset_info(cfg)
+    info = task_info(cfg, dataset_info(cfg))
     train_set = make_dataset(cfg, info, True, make_transform(cfg, info, True))
     test_set = make_dataset(cfg, info, False, make_transform(cfg, info, False))
     val_set = test_set
@@ -229,9 +236,14 @@ def run(args) -> int:
         extra["best_epoch"] = best["epoch"]
     trainer.write_metrics(out, extra)
     top5 = test.get("top5_accuracy", float("nan"))
-    print(f"test accuracy {test['accuracy']:.4f} (top-5 {top5:.4f}, "
-          f"loss {test['loss']:.4f}) on {len(test_set):,} held-out images; "
-          f"training time {trainer.train_time:.1f}s")
+    if cfg["task"] == "segment":
+        print(f"test pixel accuracy {test['accuracy']:.4f}, mean IoU {test['mean_iou']:.4f} "
+              f"(loss {test['loss']:.4f}) on {len(test_set):,} held-out images; "
+              f"training time {trainer.train_time:.1f}s")
+    else:
+        print(f"test accuracy {test['accuracy']:.4f} (top-5 {top5:.4f}, "
+              f"loss {test['loss']:.4f}) on {len(test_set):,} held-out images; "
+              f"training time {trainer.train_time:.1f}s")
     print(f"checkpoint: {out / 'model.safetensors'} (resume state: "
           f"{out / 'checkpoint.safetensors'})")
     print(f"curves:     {out / 'curves.png'}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.function import Function
+from ..kernels.channelwise import add_channel_bias, channel_sum
 from ..kernels.conv import conv_backward, conv_forward, conv_grad_input
 from ..kernels.shapes import (
     conv_transpose_output_size, effective_kernel, ntuple, parse_conv_padding,
@@ -51,7 +52,7 @@ class _Conv(Function):
                                need_input=nx, need_weight=nw)
         if gw is not None and self.flip:
             gw = np.ascontiguousarray(_flip(gw))
-        gb = g.sum(axis=(0,) + tuple(range(2, g.ndim))) if (nb and self.has_b) else None
+        gb = channel_sum(g) if (nb and self.has_b) else None
         return gx, gw, gb
 
 
@@ -65,7 +66,7 @@ class _ConvTranspose(Function):
         out = conv_grad_input(np.ascontiguousarray(x), w, out_shape, stride, pads, dilation,
                               groups)
         if b is not None:
-            out += b.reshape((-1,) + (1,) * (out.ndim - 2))
+            add_channel_bias(out, b)
         return out
 
     def backward(self, g):
@@ -82,7 +83,7 @@ class _ConvTranspose(Function):
             gw = conv_backward(self.x, g, self.w, g.shape, stride, pads, dilation, groups,
                                need_input=False, need_weight=True)[1]
         if nb and self.has_b:
-            gb = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
+            gb = channel_sum(g)
         return gx, gw, gb
 
 

@@ -63,7 +63,7 @@ class _ScaleShift(Function):
         gw = None
         if nw:  # sum(g * xhat) = invstd * (sum(g x) - mean sum(g))
             gw = self.invstd * (K.dot02(g3, self.x.reshape(n, c, -1)) - self.mean * gb)
-        gx = (g3 * self.scale.reshape(1, -1, 1)).reshape(g.shape) if nx else None
+        gx = (g3 * K.per_channel(self.scale, g3)).reshape(g.shape) if nx else None
         return gx, gw, gb if nb else None, None, None
 
 

@@ -46,6 +46,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .channelwise import add_channel_bias
 from .conv_flat import FlatPlan, make_plan
 
 __all__ = ["conv_forward", "conv_backward", "conv_grad_input", "conv_grad_weight", "CHUNK_BYTES"]
@@ -204,7 +205,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
         buf = _pack(plan, x, _scratch("pack", (plan.size,), x.dtype))
         out = _gemm_forward(plan, buf, w, groups)
     if bias is not None:
-        out += bias.reshape((c_out,) + (1,) * nd)
+        add_channel_bias(out, bias)
     return out
 
 

@@ -21,28 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .channelwise import dot02, per_channel, sum02  # noqa: F401 (re-exported)
+
 Shape3 = tuple[int, int, int]
-
-
-def sum02(a: np.ndarray) -> np.ndarray:
-    """Sum a ``(A, C, B)`` array over axes 0 and 2 -> ``(C,)``.
-
-    Rows are summed with ``einsum`` (3-4x faster than ``ndarray.sum`` on short rows, with
-    the same float32 accuracy in our measurements), then the ``A`` partial sums."""
-    n, c, b = a.shape
-    if b == 1:
-        return a.reshape(n, c).sum(axis=0)
-    s = np.einsum("ij->i", a.reshape(n * c, b)).reshape(n, c)
-    return s[0] if n == 1 else s.sum(axis=0)
-
-
-def dot02(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``sum02(a * b)`` in one pass, without the product temporary."""
-    n, c, k = a.shape
-    if k == 1:
-        return np.einsum("ij,ij->j", a.reshape(n, c), b.reshape(n, c))
-    s = np.einsum("ij,ij->i", a.reshape(n * c, k), b.reshape(n * c, k)).reshape(n, c)
-    return s[0] if n == 1 else s.sum(axis=0)
 
 
 def _col(v: np.ndarray) -> np.ndarray:
@@ -60,24 +41,24 @@ def normalize_forward(x: np.ndarray, stat_shape: Shape3, aff_shape: Shape3,
     x3 = x.reshape(stat_shape)
     m = x3.shape[0] * x3.shape[2]
     mean = sum02(x3) / x3.dtype.type(m)
-    xc = x3 - _col(mean)
+    xc = x3 - per_channel(mean, x3)
     var = dot02(xc, xc) / x3.dtype.type(m)
     y = np.empty_like(xc)
     invstd = (1.0 / np.sqrt(var + x3.dtype.type(eps))).astype(x.dtype)
     if stat_shape == aff_shape:
-        np.multiply(xc, _col(invstd if w is None else invstd * w), out=y)
+        np.multiply(xc, per_channel(invstd if w is None else invstd * w, xc), out=y)
         if b is not None:
-            np.add(y, _col(b), out=y)
+            np.add(y, per_channel(b, y), out=y)
         return y.reshape(x.shape), xc, mean, var, invstd
     np.multiply(xc, _col(invstd), out=xc)  # xc is xhat from here on
     y = y.reshape(aff_shape)
     xa = xc.reshape(aff_shape)
     if w is not None:
-        np.multiply(xa, _col(w), out=y)
+        np.multiply(xa, per_channel(w, xa), out=y)
     else:
         np.copyto(y, xa)
     if b is not None:
-        np.add(y, _col(b), out=y)
+        np.add(y, per_channel(b, y), out=y)
     return y.reshape(x.shape), xc, mean, var, invstd
 
 
@@ -99,17 +80,17 @@ def normalize_backward(g: np.ndarray, saved: np.ndarray, invstd: np.ndarray,
         if not need_x:
             return None, gw, gb
         k = invstd if w is None else w * invstd
-        gx = saved * _col(invstd * gw / m)
-        np.add(gx, _col(gb / m), out=gx)
+        gx = saved * per_channel(invstd * gw / m, saved)
+        np.add(gx, per_channel(gb / m, saved), out=gx)
         np.subtract(ga, gx, out=gx)
-        np.multiply(gx, _col(k), out=gx)
+        np.multiply(gx, per_channel(k, saved), out=gx)
         return gx.reshape(g.shape), gw, gb
     xa = saved.reshape(aff_shape)
     gb = sum02(ga)
     gw = dot02(ga, xa)
     if not need_x:
         return None, gw, gb
-    d = ga * _col(w) if w is not None else ga.copy()
+    d = ga * per_channel(w, ga) if w is not None else ga.copy()
     d = d.reshape(stat_shape)
     mean_d = sum02(d) / m
     mean_dx = dot02(d, saved) / m
@@ -123,6 +104,6 @@ def normalize_backward(g: np.ndarray, saved: np.ndarray, invstd: np.ndarray,
 def scale_shift_forward(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """``y = x * scale + shift`` per channel of ``(N, C, S)`` (batch norm in eval mode)."""
     x3 = x.reshape(x.shape[0], x.shape[1], -1)
-    y = np.multiply(x3, _col(scale))
-    np.add(y, _col(shift), out=y)
+    y = np.multiply(x3, per_channel(scale, x3))
+    np.add(y, per_channel(shift, x3), out=y)
     return y.reshape(x.shape)

@@ -2,7 +2,7 @@
 import sys as _sys
 
 from .. import functional  # noqa: F401
-from . import init  # noqa: F401
+from . import init, utils  # noqa: F401
 from .modules import *  # noqa: F401,F403
 from .parameter import Parameter  # noqa: F401
 

@@ -1,4 +1,8 @@
-"""Classification metrics accumulated batch by batch: loss, top-k accuracy, confusion matrix."""
+"""Classification metrics accumulated batch by batch: loss, top-k accuracy, confusion matrix.
+
+Dense predictions (segmentation: logits ``(N, K, *S)``, targets ``(N, *S)``) count every pixel
+as a sample, so accuracy is pixel accuracy, and the confusion matrix gives per-class IoU.
+"""
 from __future__ import annotations
 
 from typing import Sequence
@@ -48,6 +52,18 @@ class ConfusionMatrix:
         total = self.matrix.sum()
         return float(np.trace(self.matrix) / total) if total else float("nan")
 
+    def iou(self) -> np.ndarray:
+        """Intersection over union of each class, ``TP / (TP + FP + FN)`` (NaN if absent)."""
+        tp = np.diag(self.matrix).astype(np.float64)
+        union = self.matrix.sum(axis=0) + self.matrix.sum(axis=1) - tp
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return tp / union
+
+    def mean_iou(self) -> float:
+        """Mean of :meth:`iou` over the classes that occur (in targets or predictions)."""
+        v = self.iou()
+        return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+
     def per_class_accuracy(self) -> np.ndarray:
         """Recall of each class (NaN for classes with no samples)."""
         support = self.matrix.sum(axis=1)
@@ -73,8 +89,19 @@ class MetricAccumulator:
         self.loss_sum, self.count = 0.0, 0
         self.correct = {k: 0 for k in self.topk}
         self.confusion = ConfusionMatrix(num_classes) if num_classes else None
+        self.dense = False  # set once per-pixel (segmentation) predictions are seen
+        self.images = 0  # samples seen (``count`` counts pixels for dense predictions)
 
     def update(self, loss: float, logits: np.ndarray, targets: np.ndarray) -> None:
+        logits, targets = np.asarray(logits), np.asarray(targets)
+        self.images += len(targets)
+        if logits.ndim > 2:  # (N, K, *S) with (N, *S): one sample per pixel
+            if targets.shape != (logits.shape[0],) + logits.shape[2:]:
+                raise ValueError(f"MetricAccumulator: dense logits {logits.shape} need targets "
+                                 f"{(logits.shape[0],) + logits.shape[2:]}, got {targets.shape}")
+            self.dense = True
+            logits = np.moveaxis(logits, 1, -1).reshape(-1, logits.shape[1])
+            targets = targets.reshape(-1)
         n = len(targets)
         self.loss_sum += float(loss) * n
         self.count += n
@@ -88,4 +115,6 @@ class MetricAccumulator:
         for k in self.topk:
             name = "accuracy" if k == 1 else f"top{k}_accuracy"
             out[f"{prefix}{name}"] = self.correct[k] / max(self.count, 1)
+        if self.dense and self.confusion is not None:
+            out[f"{prefix}mean_iou"] = self.confusion.mean_iou()
         return out

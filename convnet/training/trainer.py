@@ -76,6 +76,9 @@ def evaluate(model, loader, loss_fn: Callable | None = None, num_classes: int | 
         out["confusion_matrix"] = acc.confusion.matrix.tolist()
         out["per_class_accuracy"] = [None if np.isnan(v) else float(v)
                                      for v in acc.confusion.per_class_accuracy()]
+        if acc.dense:
+            out["per_class_iou"] = [None if np.isnan(v) else float(v)
+                                    for v in acc.confusion.iou()]
         out["_confusion"] = acc.confusion
     return out
 
@@ -175,7 +178,7 @@ class Trainer:
             bar.close()
         out = acc.result("train_")
         out["train_time_s"] = elapsed
-        out["images_per_s"] = acc.count / elapsed if elapsed > 0 else float("nan")
+        out["images_per_s"] = acc.images / elapsed if elapsed > 0 else float("nan")
         return out
 
     def evaluate(self, loader, confusion: bool = False) -> dict:

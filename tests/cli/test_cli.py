@@ -269,3 +269,35 @@ def test_batchnorm_model_resumes_and_evaluates(tmp_path, capsys):
     assert main(["evaluate", str(full), "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["accuracy"] == pytest.approx(json.loads((full / "metrics.json").read_text())["test_accuracy"])
+
+
+def test_unet_trains_as_segmentation_and_evaluates(tmp_path, capsys):
+    out = tmp_path / "seg"
+    args = ["train", "--model", "unet", "--model-option", "base_channels=4",
+            "--model-option", "depth=2", "--limit-train", "256", "--limit-test", "64",
+            "--batch-size", "32", "--epochs", "2", "--no-progress", "--workers", "1",
+            "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "pixel accuracy" in printed and "mean IoU" in printed
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["task"] == "segment" and cfg["class_names"][0] == "background"
+    m = json.loads((out / "metrics.json").read_text())
+    # every pixel of the 64 test images is a sample of 11 labels (background + 10 digits)
+    assert sum(map(sum, m["confusion_matrix"])) == 64 * 28 * 28
+    assert len(m["per_class_iou"]) == 11 and 0 <= m["test_mean_iou"] <= 1
+    # the training throughput counts images, not pixels
+    assert m["history"][-1]["images_per_s"] < 1e5
+    assert main(["evaluate", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["accuracy"] == pytest.approx(m["test_accuracy"])
+    assert main(["predict", str(out), str(out / "curves.png")]) == 2
+    assert "segmentation run" in capsys.readouterr().err
+
+
+def test_task_must_fit_the_model(tmp_path, capsys):
+    assert main(["train", *TINY, "--task", "segment", "--out", str(tmp_path / "a")]) == 2
+    assert "is a classifier" in capsys.readouterr().err
+    assert main(["train", "--model", "unet", "--task", "classify",
+                 "--out", str(tmp_path / "b")]) == 2
+    assert "per pixel" in capsys.readouterr().err

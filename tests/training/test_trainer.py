@@ -224,3 +224,40 @@ def test_batchnorm_buffers_roundtrip_including_legacy_files(tmp_path):
     save_file(tensors, tmp_path / "legacy.safetensors")
     load_weights(tmp_path / "legacy.safetensors", other)
     assert int(other.state_dict()["1.num_batches_tracked"].data) == 1
+
+
+def test_dense_metrics_count_pixels_and_iou():
+    from convnet.training.metrics import MetricAccumulator
+
+    # 1 image, 2 classes, 2x2 pixels: predictions [[0, 1], [1, 1]], targets [[0, 0], [1, 1]]
+    logits = np.zeros((1, 2, 2, 2))
+    logits[0, 0, 0, 0] = 1.0
+    logits[0, 1, 0, 1] = logits[0, 1, 1, 0] = logits[0, 1, 1, 1] = 1.0
+    targets = np.array([[[0, 0], [1, 1]]])
+    acc = MetricAccumulator(2, (1,))
+    acc.update(0.5, logits, targets)
+    res = acc.result()
+    assert res["accuracy"] == 0.75 and acc.images == 1 and acc.count == 4
+    # class 0: TP 1, FN 1, FP 0 -> 1/2; class 1: TP 2, FP 1 -> 2/3
+    np.testing.assert_allclose(acc.confusion.iou(), [0.5, 2 / 3])
+    assert res["mean_iou"] == pytest.approx((0.5 + 2 / 3) / 2)
+    with pytest.raises(ValueError, match="dense logits"):
+        acc.update(0.5, logits, np.zeros((1, 3, 3), dtype=int))
+
+
+def test_foreground_segmentation_masks_follow_the_image():
+    from convnet.data.dataset import TensorDataset
+    from convnet.data.datasets import ForegroundSegmentation
+
+    x = np.full((3, 1, 4, 4), -1.0, dtype=np.float32)
+    x[0, 0, 1:3, 1:3] = 2.0
+    x[2, 0, 0, :] = 0.5
+    ds = ForegroundSegmentation(TensorDataset(x, np.array([4, 7, 0])), threshold=0.0)
+    img, mask = ds[0]
+    want = np.zeros((4, 4), dtype=np.int64)
+    want[1:3, 1:3] = 5
+    np.testing.assert_array_equal(mask, want)
+    assert not ds[1][1].any()  # all background
+    xs, masks = ds.__getitems__(np.array([0, 2]))
+    np.testing.assert_array_equal(masks[0], want)
+    assert (masks[1][0] == 1).all() and not masks[1][1:].any()

@@ -4,3 +4,4 @@ from .cifar import CIFAR10, CIFARError, read_cifar_batch  # noqa: F401
 from .folder import IMG_EXTENSIONS, ImageFolder, load_image  # noqa: F401
 from .idx import IDXError, read_idx, write_idx  # noqa: F401
 from .mnist import BundledMNIST, FashionMNIST, MNIST  # noqa: F401
+from .segmentation import ForegroundSegmentation  # noqa: F401
