@@ -194,11 +194,13 @@ def conv_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
         p = int(np.prod(out_size))
         out = np.empty((n, groups, og, p), dtype=x.dtype)
         wg, x4 = w.reshape(groups, og, cg), xs.reshape(n, groups, cg, p)
+        if p < _SMALL_PLANE:
+            _pointwise_folded(wg, x4, out)
+        else:
+            def chunk(n0, m):  # (G, og, cg) @ (m, G, cg, P): a GEMM per image and group
+                np.matmul(wg, x4[n0:n0 + m], out=out[n0:n0 + m])
 
-        def chunk(n0, m):  # (G, og, cg) @ (m, G, cg, P): a GEMM per image and group, in place
-            np.matmul(wg, x4[n0:n0 + m], out=out[n0:n0 + m])
-
-        _run_chunks(chunk, n, _chunk(n, (c + c_out) * p * x.itemsize))
+            _run_chunks(chunk, n, _chunk(n, (c + c_out) * p * x.itemsize))
         out = out.reshape((n, c_out) + tuple(out_size))
     else:
         plan = make_plan(x.shape, kernel, stride, pads, dilation)
@@ -207,6 +209,28 @@ def conv_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
     if bias is not None:
         add_channel_bias(out, bias)
     return out
+
+
+# Below this many output pixels a GEMM per image is too thin (e.g. 512 -> 512 channels at 2x2:
+# 128 products with 4 columns each run ~2.4x slower than one with 512 columns).
+_SMALL_PLANE = 16
+
+
+def _pointwise_folded(wg, x4, out) -> None:
+    """``out[n, g] = wg[g] @ x4[n, g]`` as one GEMM per group over all images: ``x4`` ``(N, G,
+    cg, P)`` is copied to ``(G, cg, N P)`` and the result copied back (chunks of images, so
+    the copies stay in cache and run on the chunk workers)."""
+    n, groups, cg, p = x4.shape
+    og = wg.shape[1]
+
+    def chunk(n0, m):
+        xt = _scratch("pwf_x", (groups, cg, m, p), x4.dtype)
+        np.copyto(xt, x4[n0:n0 + m].transpose(1, 2, 0, 3))
+        res = _scratch("pwf_y", (groups, og, m, p), x4.dtype)
+        np.matmul(wg, xt.reshape(groups, cg, m * p), out=res.reshape(groups, og, m * p))
+        out[n0:n0 + m] = res.transpose(2, 0, 1, 3)
+
+    _run_chunks(chunk, n, _chunk(n, (groups * (cg + og)) * p * x4.itemsize))
 
 
 def _gemm_forward(plan: FlatPlan, buf, w, groups):
@@ -454,7 +478,10 @@ def _pointwise_backward(g, x, w, in_shape, stride, groups, need_input, need_weig
             else:
                 np.matmul(wtg, g4[n0:n0 + m], out=gx4[n0:n0 + m])
 
-        _run_chunks(chunk_x, n, nb)
+        if p < _SMALL_PLANE and not strided:
+            _pointwise_folded(np.ascontiguousarray(wtg), g4, gx4)
+        else:
+            _run_chunks(chunk_x, n, nb)
     if need_weight:
         xs = x[sub] if strided else x
         xs = xs.reshape(n, groups, cg, p)

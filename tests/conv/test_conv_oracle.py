@@ -200,3 +200,18 @@ def test_gradcheck_catches_wrong_backward(monkeypatch):
     monkeypatch.setattr(conv_mod._Conv, "backward", wrong)
     with pytest.raises(AssertionError):
         cn.autograd.gradcheck(lambda x, w: F.conv2d(x, w, padding=1), [x, w])
+
+
+@pytest.mark.parametrize("shape,groups,stride", [
+    ((5, 6, 3, 3), 1, 1), ((4, 6, 2, 2), 2, 1), ((3, 8, 1, 1), 1, 1), ((6, 4, 4, 3), 2, 1),
+    ((1, 6, 3, 2), 3, 1), ((5, 6, 5, 5), 2, 2), ((7, 4, 8, 8), 1, 1),
+])
+def test_pointwise_small_planes_fold_the_batch(shape, groups, stride):
+    """1x1 convs on planes under 16 pixels run as one GEMM over all images (a separate code
+    path from the per-image GEMMs of larger planes)."""
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((2 * groups, shape[1] // groups, 1, 1))
+    b = rng.standard_normal(2 * groups)
+    check(lambda t, u, v: F.conv2d(t, u, v, stride=stride, groups=groups),
+          lambda t, u, v: TF.conv2d(t, u, v, stride=stride, groups=groups), [x, w, b])
