@@ -38,6 +38,10 @@ def _cases():
         "mobilenet_v2-fmnist": (
             lambda: models.create("mobilenet_v2", 10, 1, small_input=True, width_mult=0.5),
             lambda: torch_refs.MobileNetV2(10, 1, width_mult=0.5, small_input=True), (1, 28, 28)),
+        "shufflenet_v2_x0_5-fmnist": (
+            lambda: models.create("shufflenet_v2_x0_5", 10, 1, small_input=True),
+            lambda: torch_refs.ShuffleNetV2(widths=(24, 48, 96, 192, 1024), num_classes=10,
+                                            in_channels=1, small_input=True), (1, 28, 28)),
     }
 
 

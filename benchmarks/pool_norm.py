@@ -87,12 +87,54 @@ def main() -> None:
             eval_rows.append((name + " (eval)", time_pair(cn_fwd, th_fwd, repeats=args.repeats)))
             ours.train()
             ref.train()
+    fold_rows = _conv_bn_eval_rows(args.repeats)
     print(f"# pooling and normalization, float32, batch 128, {args.threads} threads "
           f"({datetime.date.today()}, {platform.machine()}, "
           f"{os.cpu_count()} cores)")
     print_table("forward, training mode (no graph)", fwd_rows)
     print_table("forward + backward", train_rows)
     print_table("batch norm forward, eval mode", eval_rows)
+    print_table("conv 3x3 + batch norm, eval mode (torch: eager Conv2d -> BatchNorm2d)",
+                fold_rows)
+
+
+def _conv_bn_eval_rows(repeats: int) -> list:
+    """Inference of conv -> batch norm at the ResNet-20 stages: convnet unfolded and folded
+    (``nn.utils.fuse_conv_bn_eval``) against torch's eager pair."""
+    import torch
+
+    import convnet as cn
+    import convnet.nn as nn
+
+    rows = []
+    rng = np.random.default_rng(2)
+    for c, size in ((16, 32), (32, 16), (64, 8)):
+        x = rng.standard_normal((128, c, size, size)).astype(np.float32)
+        conv, bn = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        bn.running_mean.data[:] = rng.standard_normal(c)
+        bn.running_var.data[:] = rng.random(c) + 0.5
+        conv.eval(), bn.eval()
+        fused = nn.utils.fuse_conv_bn_eval(conv, bn)
+        tconv = torch.nn.Conv2d(c, c, 3, padding=1, bias=False).eval()
+        tbn = torch.nn.BatchNorm2d(c).eval()
+        xc, xt = cn.tensor(x), torch.tensor(x)
+
+        def unfolded():
+            with cn.no_grad():
+                bn(conv(xc))
+
+        def folded():
+            with cn.no_grad():
+                fused(xc)
+
+        def th():
+            with torch.no_grad():
+                tbn(tconv(xt))
+
+        name = f"conv {c}->{c} 3x3 + BN, {size}x{size}"
+        rows.append((name + ", convnet unfolded", time_pair(unfolded, th, repeats=repeats)))
+        rows.append((name + ", convnet folded", time_pair(folded, th, repeats=repeats)))
+    return rows
 
 
 if __name__ == "__main__":

@@ -215,12 +215,13 @@ class ShuffleNetV2(tnn.Module):
     """torchvision's shufflenet_v2 layout."""
 
     def __init__(self, repeats=(4, 8, 4), widths=(24, 116, 232, 464, 1024), num_classes=1000,
-                 in_channels=3):
+                 in_channels=3, small_input=False):
         super().__init__()
         c = widths[0]
-        self.conv1 = tnn.Sequential(tnn.Conv2d(in_channels, c, 3, 2, 1, bias=False),
+        self.conv1 = tnn.Sequential(tnn.Conv2d(in_channels, c, 3, 1 if small_input else 2, 1,
+                                               bias=False),
                                     tnn.BatchNorm2d(c), tnn.ReLU())
-        self.maxpool = tnn.MaxPool2d(3, 2, 1)
+        self.maxpool = tnn.Identity() if small_input else tnn.MaxPool2d(3, 2, 1)
         for i, (r, o) in enumerate(zip(repeats, widths[1:4])):
             blocks = [ShuffleBlock(c, o, 2)] + [ShuffleBlock(o, o, 1) for _ in range(r - 1)]
             setattr(self, f"stage{i + 2}", tnn.Sequential(*blocks))
