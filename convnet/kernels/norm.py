@@ -22,6 +22,9 @@ from __future__ import annotations
 import numpy as np
 
 from .channelwise import dot02, per_channel, sum02  # noqa: F401 (re-exported)
+from .parallel import in_worker, run_chunks, workers
+
+_PARALLEL_MIN = 2**18  # elements below which splitting an element-wise map costs more than it saves
 
 Shape3 = tuple[int, int, int]
 
@@ -104,6 +107,20 @@ def normalize_backward(g: np.ndarray, saved: np.ndarray, invstd: np.ndarray,
 def scale_shift_forward(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """``y = x * scale + shift`` per channel of ``(N, C, S)`` (batch norm in eval mode)."""
     x3 = x.reshape(x.shape[0], x.shape[1], -1)
-    y = np.multiply(x3, per_channel(scale, x3))
-    np.add(y, per_channel(shift, x3), out=y)
+    s, h = per_channel(scale, x3), per_channel(shift, x3)
+    k = 1 if in_worker() else workers()
+    if k == 1 or x.size < _PARALLEL_MIN:
+        y = np.multiply(x3, s)
+        np.add(y, h, out=y)
+        return y.reshape(x.shape)
+    # a memory-bound map: split the images between the chunk workers (one part each)
+    y = np.empty_like(x3)
+
+    def part(n0, m):
+        yp = y[n0:n0 + m]
+        np.multiply(x3[n0:n0 + m], s, out=yp)
+        np.add(yp, h, out=yp)
+
+    n = x3.shape[0]
+    run_chunks(part, n, -(-n // k))
     return y.reshape(x.shape)

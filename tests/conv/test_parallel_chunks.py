@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as TF
 
 import convnet.kernels.conv as K
+import convnet.kernels.parallel as P
 
 # (N, C_in, H, W, C_out, kernel, stride, padding, dilation, groups): every kernel branch
 CASES = [
@@ -30,7 +31,8 @@ def forced_workers(monkeypatch):
     """Tiny chunks (one image each) dealt to 2 or 3 workers even on a one-thread BLAS."""
     def use(k):
         monkeypatch.setattr(K, "CHUNK_BYTES", 1)
-        monkeypatch.setattr(K, "_workers", lambda: k)
+        monkeypatch.setattr(K, "_workers", lambda: k)  # the kernels' own checks
+        monkeypatch.setattr(P, "_workers", lambda: k)  # run_chunks
     return use
 
 
@@ -114,9 +116,9 @@ def test_release_scratch_frees_worker_buffers_too(forced_workers):
     forced_workers(2)
     x = np.ones((4, 2, 6, 6))
     K.conv_forward(x, np.ones((3, 2, 3, 3)), None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
-    assert any(len(c) for c in list(K._CACHES))
+    assert any(len(c) for c in list(P._CACHES))
     K.release_scratch()
-    assert not any(len(c) for c in list(K._CACHES))
+    assert not any(len(c) for c in list(P._CACHES))
     y = K.conv_forward(x, np.ones((3, 2, 3, 3)), None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
     assert y[0, 0, 2, 2] == 18.0  # buffers come back on the next call
 

@@ -187,3 +187,22 @@ def test_batchnorm_loads_torch_state_dict():
     ours.load_state_dict({k: v.numpy() for k, v in ref.state_dict().items()})
     ours.eval()
     check(ours, ref, [rng.standard_normal((2, 3, 2, 2))])
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_batch_norm_eval_split_between_workers(monkeypatch, workers):
+    """Large eval-mode batch norms split the images between the chunk workers."""
+    import convnet.kernels.norm as KN
+    import convnet.kernels.parallel as P
+
+    monkeypatch.setattr(KN, "workers", lambda: workers)
+    monkeypatch.setattr(P, "_workers", lambda: workers)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, 3, 120, 110))  # above the size where splitting starts
+    assert x.size >= KN._PARALLEL_MIN
+    rm, rv = rng.standard_normal(3), rng.random(3) + 0.5
+    w, b = rng.standard_normal(3), rng.standard_normal(3)
+    got = F.batch_norm(cn.tensor(x), cn.tensor(rm), cn.tensor(rv), cn.tensor(w), cn.tensor(b)).data
+    want = TF.batch_norm(torch.tensor(x), torch.tensor(rm), torch.tensor(rv), torch.tensor(w),
+                         torch.tensor(b)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
