@@ -42,7 +42,7 @@ import numpy as np
 
 from .channelwise import add_channel_bias
 from .conv_flat import FlatPlan, make_plan
-from .parallel import _BLAS, _LOCAL, _run_chunks, _scratch, _workers  # noqa: F401
+from .parallel import _BLAS, _run_chunks, _scratch, _workers, in_worker  # noqa: F401
 from .parallel import release_scratch  # noqa: F401 (re-exported)
 
 __all__ = ["conv_forward", "conv_backward", "conv_grad_input", "conv_grad_weight", "CHUNK_BYTES"]
@@ -190,7 +190,7 @@ def _pack(plan: FlatPlan, x, buf):
     worker packs its own images (disjoint writes: only the last chunk writes the zero tail)."""
     n = plan.n
     # stride 1 packs with one fast padded copy: splitting it would only add overhead
-    if plan.nph == 1 or _workers() == 1 or getattr(_LOCAL, "worker", False):
+    if plan.nph == 1 or _workers() == 1 or in_worker():
         return plan.pack(x, out=buf, tmp=_tmp(plan, x.dtype))
     per = _per_image(plan)
 
@@ -207,7 +207,7 @@ def _unpack(plan: FlatPlan, buf):
     """``plan.unpack`` of ``buf`` into a fresh ``(N, C, *S)`` array (by chunks, with workers
     and a stride)."""
     n = plan.n
-    if plan.nph == 1 or _workers() == 1 or getattr(_LOCAL, "worker", False):
+    if plan.nph == 1 or _workers() == 1 or in_worker():
         return plan.unpack(buf, tmp=_tmp(plan, buf.dtype))
     per = _per_image(plan)
     gx = np.empty((n, plan.c) + plan.in_spatial, dtype=buf.dtype)
