@@ -4,6 +4,11 @@ Inference (eval mode, no grad) and one training step (forward, cross-entropy, ba
 with momentum) at batch 128, timed alternately in one process (``benchmarks/common.py``).
 
     python -m benchmarks.models [--repeats 7] [--only resnet20,mobilenet_v1] [--fused]
+                                [--retain-memory]
+
+``--retain-memory`` calls ``convnet.kernels.allocator.retain_freed_memory()`` first (what the
+``convnet`` CLI does). It changes glibc's allocator for the whole process, so torch's arrays
+are reused too: both sides run with the same allocator either way.
 
 Training epochs on Fashion-MNIST (60,000 images) are estimated as 469 steps of batch 128.
 """
@@ -53,7 +58,13 @@ def main() -> None:
     parser.add_argument("--no-train", action="store_true")
     parser.add_argument("--fused", action="store_true",
                         help="also time inference with batch norm folded into the convs")
+    parser.add_argument("--retain-memory", action="store_true",
+                        help="keep freed memory for reuse (glibc), for both frameworks")
     args = parser.parse_args()
+    if args.retain_memory:
+        from convnet.kernels.allocator import retain_freed_memory
+
+        print(f"retain_freed_memory: {retain_freed_memory()}")
     setup_threads(2)
     import torch
 
