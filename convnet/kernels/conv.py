@@ -10,9 +10,11 @@ Shapes (``d`` = 1, 2 or 3 spatial axes, ``G`` groups)::
 
 Strategy (see PERF-NOTES.md and :mod:`convnet.kernels.conv_flat` for the layout):
 
-* general case (depthwise included): the input is packed once into the flat-shift layout, then
-  im2col into a channel-major ``(C_in K, n L)`` matrix and one GEMM per group (``np.matmul``
-  over the group axis: a single BLAS call when ``G = 1``, batched GEMVs when depthwise);
+* general case (depthwise included): the input is packed into the flat-shift layout (with
+  stride 1 once for the batch; with a stride chunk by chunk, so the phase-split images are
+  still in cache), then im2col into a channel-major ``(C_in K, n L)`` matrix and one GEMM per
+  group (``np.matmul`` over the group axis: a single BLAS call when ``G = 1``, batched GEMVs
+  when depthwise);
 * 1x1 kernels with no padding: a plain GEMM on the input, no patch copy;
 * weight gradient: ``g @ cols^T`` (GEMM);
 * input gradient: with stride 1, a conv of ``g`` with the flipped, transposed kernel (a GEMM
@@ -81,8 +83,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
         out = out.reshape((n, c_out) + tuple(out_size))
     else:
         plan = make_plan(x.shape, kernel, stride, pads, dilation)
-        buf = _pack(plan, x, _scratch("pack", (plan.size,), x.dtype))
-        out = _gemm_forward(plan, buf, w, groups)
+        out = _gemm_forward(plan, x, w, groups)
     if bias is not None:
         add_channel_bias(out, bias)
     return out
@@ -110,20 +111,39 @@ def _pointwise_folded(wg, x4, out) -> None:
     _run_chunks(chunk, n, _chunk(n, (groups * (cg + og)) * p * x4.itemsize))
 
 
-def _gemm_forward(plan: FlatPlan, buf, w, groups):
+def _gemm_forward(plan: FlatPlan, x, w, groups):
+    """Pack, im2col and one GEMM per group, by batch chunks.
+
+    With stride 1 the batch is packed first in one padded copy (fast: long rows). With a stride,
+    each chunk packs (phase-splits) its own images into a per-thread buffer instead, so the
+    packed images are still in cache for the im2col: 10-15% faster on ResNet-20's strided
+    layers than splitting the whole batch first."""
     n, c = plan.n, plan.c
     c_out, cg = w.shape[:2]
     taps, length = len(plan.taps), plan.l_ext
     og = c_out // groups
     wg = w.reshape(groups, og, cg * taps)
-    out = np.empty((n, c_out) + plan.out, dtype=buf.dtype)
+    out = np.empty((n, c_out) + plan.out, dtype=x.dtype)
+    per_chunk = plan.nph > 1
+    buf = None if per_chunk else _pack(plan, x, _scratch("pack", (plan.size,), x.dtype))
+    nb = _chunk(n, c * taps * length * x.itemsize)
+    # the chunk plans, built once per chunk size (there are at most two)
+    sub_plans = {m: _sub_plan(plan, m) for m in {nb, n - (n - 1) // nb * nb}} if per_chunk else {}
+
     def chunk(n0, m):  # batch *chunks*: bound memory; each chunk is one GEMM per group
-        cols = plan.im2col(buf, n0, m, _scratch("cols", (c, taps, m, length), buf.dtype))
-        res = _scratch("res", (groups, og, m * length), buf.dtype)
+        cols = _scratch("cols", (c, taps, m, length), x.dtype)
+        if per_chunk:
+            sub = sub_plans[m]
+            packed = sub.pack(x[n0:n0 + m], out=_scratch("chunkpack", (sub.size,), x.dtype),
+                              tmp=_tmp(sub, x.dtype))
+            sub.im2col(packed, 0, m, cols)
+        else:
+            plan.im2col(buf, n0, m, cols)
+        res = _scratch("res", (groups, og, m * length), x.dtype)
         np.matmul(wg, cols.reshape(groups, cg * taps, m * length), out=res)
         out[n0:n0 + m] = plan.from_ext(res.reshape((c_out, m) + plan.ext)).swapaxes(0, 1)
 
-    _run_chunks(chunk, n, _chunk(n, c * taps * length * buf.itemsize))
+    _run_chunks(chunk, n, nb)
     return out
 
 

@@ -185,7 +185,8 @@ class Relu(Function):
         return self.out
 
     def backward(self, g):
-        return g * (self.out > 0)
+        # a float mask: NumPy multiplies float32 by bool ~2x slower than by float32
+        return g * (self.out > 0).astype(g.dtype)
 
 
 class Where(Function):

@@ -150,3 +150,23 @@ def test_workers_can_be_switched_off(monkeypatch):
     seen = set()
     K._run_chunks(lambda n0, m: seen.add(threading.get_ident()), 6, 1)
     assert seen == {threading.get_ident()}  # everything ran on the calling thread
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("case", [(5, 3, 11, 9, 4, 3, 2, 1, 1, 1),   # strided
+                                  (5, 6, 10, 9, 6, 3, 2, 1, 1, 6),   # strided depthwise
+                                  (5, 4, 13, 12, 3, 3, (2, 3), 0, 1, 1)])  # 6 phases
+def test_strided_forward_packs_each_chunk(monkeypatch, workers, case):
+    """A strided forward packs every chunk on its own; chunks of 2, 2 and 1 images (two chunk
+    sizes, so two chunk plans) must tile the batch exactly."""
+    n, c, h, w_, o, k, s, p, d, g = case
+    monkeypatch.setattr(K, "_chunk", lambda n, per_item: min(n, 2))
+    monkeypatch.setattr(K, "_workers", lambda: workers)
+    monkeypatch.setattr(P, "_workers", lambda: workers)
+    rng = np.random.default_rng(n + c + h)
+    x = rng.standard_normal((n, c, h, w_))
+    w = rng.standard_normal((o, c // g, k, k))
+    stride = s if isinstance(s, tuple) else (s, s)
+    y = K.conv_forward(x, w, None, stride, ((p, p), (p, p)), (d, d), g)
+    yt = TF.conv2d(torch.tensor(x), torch.tensor(w), None, stride, p, d, g)
+    np.testing.assert_allclose(y, yt.numpy(), rtol=1e-10, atol=1e-10)
