@@ -175,17 +175,17 @@ def conv_backward(g: np.ndarray, x: np.ndarray | None, w: np.ndarray,
     buf = None
     if need_weight:
         buf = _pack(plan, x, _scratch("pack", (plan.size,), g.dtype))
-    gbuf = None
-    if need_input:
+    gbuf = gx = None
+    if phases:
+        gx = _input_grad_phases(plan, g, w, groups)
+    elif need_input:
         gbuf = _scratch("gpack", (plan.size,), g.dtype)
-        if phases:
-            _input_grad_phases(plan, g, w, groups, gbuf)  # writes every element it unpacks
-        else:
-            gbuf.fill(0)  # col2im accumulates
+        gbuf.fill(0)  # col2im accumulates
     gw = None
-    if need_weight or not phases:
-        gw = _gemm_backward(plan, g, buf, None if phases else gbuf, w, groups)
-    gx = _unpack(plan, gbuf) if need_input else None
+    if need_weight or gbuf is not None:
+        gw = _gemm_backward(plan, g, buf, gbuf, w, groups)
+    if gbuf is not None:  # col2im's sum (a strided flat layout never gets here: phases do)
+        gx = plan.unpack(gbuf, tmp=_tmp(plan, g.dtype))
     return gx, gw
 
 
@@ -223,24 +223,6 @@ def _pack(plan: FlatPlan, x, buf):
     return buf
 
 
-def _unpack(plan: FlatPlan, buf):
-    """``plan.unpack`` of ``buf`` into a fresh ``(N, C, *S)`` array (by chunks, with workers
-    and a stride)."""
-    n = plan.n
-    if plan.nph == 1 or _workers() == 1 or in_worker():
-        return plan.unpack(buf, tmp=_tmp(plan, buf.dtype))
-    per = _per_image(plan)
-    gx = np.empty((n, plan.c) + plan.in_spatial, dtype=buf.dtype)
-
-    def chunk(n0, m):
-        sub = _sub_plan(plan, m)
-        sub.unpack(buf[n0 * per:n0 * per + sub.size], out=gx[n0:n0 + m],
-                   tmp=_tmp(sub, buf.dtype))
-
-    _run_chunks(chunk, n, _chunk(n, 2 * per * buf.itemsize))
-    return gx
-
-
 def _input_grad_as_conv(plan: FlatPlan, g) -> bool:
     full = FlatPlan((1, 1) + plan.in_spatial, plan.kernel, plan.stride, plan.pads, plan.dilation)
     return (all(s == 1 for s in plan.stride) and full.out == tuple(g.shape[2:])
@@ -263,12 +245,14 @@ def _conv_input_grad_stride1(g, w, plan: FlatPlan, groups: int):
                         groups)
 
 
-def _input_grad_phases(plan: FlatPlan, g, w, groups: int, gbuf) -> None:
-    """Input gradient written into the packed layout phase by phase, without col2im.
+def _input_grad_phases(plan: FlatPlan, g, w, groups: int) -> np.ndarray:
+    """Input gradient ``(N, C_in, *S)`` computed phase by phase, without col2im.
 
-    Phase ``ph`` of the gradient buffer receives, from every tap ``t`` of that phase, ``w_t^T``
-    times ``g`` shifted back by the tap's offset: i.e. one im2col of the zero-framed ``g``
-    (rows = output channel x tap) and one GEMM per group, written with long rows.
+    Stride phase ``ph`` of the padded input receives, from every tap ``t`` of that phase,
+    ``w_t^T`` times ``g`` shifted back by the tap's offset: one im2col of the zero-framed ``g``
+    (rows = output channel x tap) and one GEMM per group. Each input pixel belongs to exactly
+    one phase, so the phase planes are written straight into their strided places in the
+    result (no packed buffer to merge afterwards).
     """
     n, c = plan.n, plan.c
     c_out, cg = w.shape[:2]
@@ -282,19 +266,24 @@ def _input_grad_phases(plan: FlatPlan, g, w, groups: int, gbuf) -> None:
     # per phase: (G, cg, og * taps_in_phase), rows ordered (o, tap) like the columns below
     w_phase = [np.ascontiguousarray(wt[..., tl].transpose(0, 2, 1, 3)).reshape(
         groups, cg, og * len(tl)) if tl else None for tl in by_phase]
-    main = gbuf[: n * c * plan.plane].reshape(n, c, plan.nph, lq)
+    gx = np.empty((n, c) + plan.in_spatial, dtype=g.dtype)
+    places = [_phase_place(plan, ph) for ph in range(plan.nph)]
     most = max(len(tl) for tl in by_phase)
     nb = _chunk(n, c_out * most * lq * g.itemsize)
     axes = (1, 0) + tuple(range(2, 2 + nd))
-    def chunk(n0, m):  # writes only images n0 .. n0+m of the buffer
+    def chunk(n0, m):  # writes only images n0 .. n0+m of gx
         gp = _scratch("gframe", (c_out, m, width), g.dtype)
         gp[:, :, :maxshift] = 0
         gp[:, :, maxshift + length:] = 0
         plan.to_ext(g[n0:n0 + m], gp[:, :, maxshift:maxshift + length].reshape(
             (c_out, m) + plan.ext), axes)
         for ph, tl in enumerate(by_phase):
+            if places[ph] is None:  # no input pixel in this phase (padding only)
+                continue
+            src, dst = places[ph]
+            dst = (slice(n0, n0 + m), slice(None)) + dst
             if not tl:  # taps never land on this phase (kernel smaller than stride)
-                main[n0:n0 + m, :, ph] = 0
+                gx[dst] = 0
                 continue
             cols = _scratch("gpcols", (c_out, len(tl), m, lq), g.dtype)
             for j, t in enumerate(tl):
@@ -302,9 +291,28 @@ def _input_grad_phases(plan: FlatPlan, g, w, groups: int, gbuf) -> None:
                 cols[:, j] = gp[:, :, start:start + lq]
             res = _scratch("gpres", (groups, cg, m * lq), g.dtype)
             np.matmul(w_phase[ph], cols.reshape(groups, og * len(tl), m * lq), out=res)
-            main[n0:n0 + m, :, ph] = res.reshape(c, m, lq).swapaxes(0, 1)
+            gx[dst] = res.reshape((c, m) + plan.sq)[src].swapaxes(0, 1)
 
     _run_chunks(chunk, n, nb)
+    return gx
+
+
+def _phase_place(plan: FlatPlan, ph: int):
+    """Where stride phase ``ph``'s plane ``(C, m, *Sq)`` lands in the unpadded input: index
+    tuples ``(src into the plane, dst into (N, C, *S))``, or ``None`` if it holds only padding.
+
+    Padded index ``s q + a`` (phase ``a``, plane index ``q``) is input index ``s q + a - lo``."""
+    src, dst = [slice(None), slice(None)], []
+    for a, s, (lo, _), size in zip(np.unravel_index(ph, plan.stride), plan.stride, plan.pads,
+                                   plan.in_spatial):
+        q0 = -(-(lo - int(a)) // s)  # first plane index inside the input
+        x0 = s * q0 + int(a) - lo
+        count = -(-(size - x0) // s) if x0 < size else 0
+        if count <= 0:
+            return None
+        src.append(slice(q0, q0 + count))
+        dst.append(slice(x0, x0 + s * (count - 1) + 1, s))
+    return tuple(src), tuple(dst)
 
 
 def _gemm_backward(plan: FlatPlan, g, buf, gbuf, w, groups):

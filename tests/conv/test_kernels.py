@@ -185,3 +185,12 @@ def test_scratch_buffers_are_per_thread():
     with ThreadPoolExecutor(4) as pool:
         for i, y in pool.map(work, range(16)):
             np.testing.assert_allclose(y, refs[i], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("stride, pads", [((1, 1), ((1, 1), (1, 1))), ((2, 2), ((1, 0), (2, 1))),
+                                          ((3, 2), ((0, 0), (1, 1)))])
+def test_flat_unpack_is_the_inverse_of_pack_on_the_input(stride, pads):
+    x = np.random.default_rng(0).standard_normal((3, 2, 9, 8))
+    plan = FlatPlan(x.shape, (3, 3), stride, pads, (1, 1))
+    buf = plan.pack(x, tmp=np.empty(plan.tmp_size()))
+    np.testing.assert_array_equal(plan.unpack(buf, tmp=np.empty(plan.tmp_size())), x)
