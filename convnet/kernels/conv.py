@@ -327,6 +327,11 @@ def _gemm_backward(plan: FlatPlan, g, buf, gbuf, w, groups):
     # One cheap reduction tells whether the input is all finite (an overflow to inf only
     # sends us down the safe path).
     finite = buf is None or plan.ext == plan.out or bool(np.isfinite(np.sum(buf)))
+    gw_taps = None
+    if buf is not None and finite and _weight_grad_by_taps(plan, w, groups):
+        gw_taps, buf = _grad_weight_taps(plan, g, buf, w.shape), None
+        if gbuf is None:
+            return gw_taps
 
     def chunk(n0, m):  # returns this chunk's weight-gradient term
         gc = _scratch("gt", (c_out, m) + plan.ext, g.dtype)
@@ -352,11 +357,55 @@ def _gemm_backward(plan: FlatPlan, g, buf, gbuf, w, groups):
         starts = range(0, n, nb)
         parts = _run_chunks(chunk, n, nb, starts[0::2]) + _run_chunks(chunk, n, nb, starts[1::2])
     if buf is None:
-        return None
+        return gw_taps
     gw = parts[0]
     for part in parts[1:]:
         gw += part
     return gw.reshape(w.shape)
+
+
+# Weight gradients with C_in * C_out up to this use per-tap GEMMs on strided views (below).
+_TAPS_MAX_CHANNELS = 512
+
+
+def _weight_grad_by_taps(plan: FlatPlan, w, groups: int) -> bool:
+    return (type(plan) is FlatPlan and plan.nph == 1 and groups == 1
+            and w.shape[0] * w.shape[1] <= _TAPS_MAX_CHANNELS)
+
+
+def _grad_weight_taps(plan: FlatPlan, g, buf, w_shape):
+    """Weight gradient of a stride-1 ungrouped conv without im2col: per image ``n`` and tap
+    ``t``, ``gw_t += g_n (C_out, L) @ x_{n,t}^T (L, C_in)``, where ``x_{n,t}`` is the tap's
+    strided view of the packed input (``L`` = the image's extended grid; garbage columns
+    meet zero gradients, and the caller has checked the input is finite).
+
+    A tap's offset in the plane is ``sum_i k_i d_i sf_i``, so one view with an axis per kernel
+    dimension covers every tap, and ``np.matmul`` runs all ``m * K`` products of a chunk in
+    one call. With few channels this beats im2col + one GEMM (measured single-threaded,
+    batch 128: 16->16 at 28x28 6.1 against 11.4 ms, 6->16 at 14x14 0.8 against 1.6 ms); with
+    many channels the small products lose (64->64 at 16x16: 41 against 35 ms)."""
+    n, c = plan.n, plan.c
+    c_out, kernel = w_shape[0], tuple(w_shape[2:])
+    nd, length, it = len(kernel), plan.l_ext, buf.itemsize
+    ident = tuple(range(2 + nd))
+    tap_strides = tuple(d * f * it for d, f in zip(plan.dilation, plan.sf))
+
+    def chunk(n0, m):
+        ge = _scratch("gtaps", (m, c_out) + plan.ext, g.dtype)
+        plan.to_ext(g[n0:n0 + m], ge, ident)  # garbage columns zeroed
+        view = np.ndarray((m,) + kernel + (c, length), buf.dtype, buffer=buf,
+                          offset=n0 * c * plan.plane * it,
+                          strides=(c * plan.plane * it,) + tap_strides + (plan.plane * it, it))
+        gv = ge.reshape((m,) + (1,) * nd + (c_out, length))
+        if c > c_out:  # the larger side as the product's rows (see _grad_weight_gemm)
+            return np.matmul(view, gv.swapaxes(-1, -2)).sum(axis=0).swapaxes(-1, -2)
+        return np.matmul(gv, view.swapaxes(-1, -2)).sum(axis=0)  # (*K, C_out, C_in)
+
+    parts = _run_chunks(chunk, n, _chunk(n, (c + c_out) * length * g.itemsize))
+    gw = parts[0]
+    for part in parts[1:]:
+        gw += part
+    return np.ascontiguousarray(np.moveaxis(gw, (-2, -1), (0, 1)))
 
 
 def _grad_weight_gemm(g, cols):

@@ -194,3 +194,42 @@ def test_flat_unpack_is_the_inverse_of_pack_on_the_input(stride, pads):
     plan = FlatPlan(x.shape, (3, 3), stride, pads, (1, 1))
     buf = plan.pack(x, tmp=np.empty(plan.tmp_size()))
     np.testing.assert_array_equal(plan.unpack(buf, tmp=np.empty(plan.tmp_size())), x)
+
+
+@pytest.mark.parametrize("taps_max", [0, 10**9])  # im2col + GEMM, or per-tap strided GEMMs
+@pytest.mark.parametrize("shape, kernel, pad, dil", [
+    ((3, 4, 9, 7), (3, 3), 1, 1),
+    ((2, 5, 8, 8), (3, 2), 2, 2),
+    ((1, 3, 11), (5,), 2, 1),
+    ((2, 2, 5, 6, 4), (3, 3, 3), 1, 1),
+])
+def test_stride1_weight_gradient_paths_match_torch(monkeypatch, taps_max, shape, kernel, pad, dil):
+    monkeypatch.setattr(K, "_TAPS_MAX_CHANNELS", taps_max)
+    rng = np.random.default_rng(len(shape) + pad)
+    x = rng.standard_normal(shape)
+    c_in, c_out, nd = shape[1], 3 if shape[1] > 3 else 5, len(kernel)  # both C_in > / < C_out
+    w = rng.standard_normal((c_out, c_in) + kernel)
+    conv = {1: TF.conv1d, 2: TF.conv2d, 3: TF.conv3d}[nd]
+    xt, wt = torch.tensor(x), torch.tensor(w, requires_grad=True)
+    yt = conv(xt, wt, None, 1, pad, dil)
+    g = rng.standard_normal(tuple(yt.shape))
+    yt.backward(torch.tensor(g))
+    gw = K.conv_grad_weight(g, x, w.shape, (1,) * nd, ((pad, pad),) * nd, (dil,) * nd)
+    np.testing.assert_allclose(gw, wt.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_weight_gradient_with_an_infinite_input_matches_torch():
+    """Garbage columns of the flat layout hold neighbouring pixels; with an inf there, the
+    per-tap path would compute 0 * inf = nan, so it must hand over to the masked im2col."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 6, 6))
+    x[0, 1, 2, 0] = np.inf  # column 0: read by the previous row's garbage columns
+    w = rng.standard_normal((4, 3, 3, 3))
+    wt = torch.tensor(w, requires_grad=True)
+    yt = TF.conv2d(torch.tensor(x), wt, None, 1, 1)
+    g = np.abs(rng.standard_normal(tuple(yt.shape)))  # positive: inf stays inf, no inf - inf
+    yt.backward(torch.tensor(g))
+    gw = K.conv_grad_weight(g, x, w.shape, (1, 1), ((1, 1), (1, 1)), (1, 1))
+    np.testing.assert_array_equal(np.isfinite(gw), np.isfinite(wt.grad.numpy()))
+    fin = np.isfinite(gw)
+    np.testing.assert_allclose(gw[fin], wt.grad.numpy()[fin], rtol=1e-10)
