@@ -419,6 +419,12 @@ def _grad_weight_gemm(g, cols):
     return np.matmul(g, cols.swapaxes(1, 2))
 
 
+# Pointwise weight gradients on planes of at least this many pixels multiply image by image
+# (measured, batch 128, 1 thread: 24->24 at 28x28 2.2 against 5.4 ms with the batch folded
+# into one GEMM, 48->48 at 7x7 0.50 against 0.56 ms; at 4x4, 192->1024, 24 against 13 ms).
+_PW_PER_IMAGE_MIN = 32
+
+
 def _pointwise_backward(g, x, w, in_shape, stride, groups, need_input, need_weight):
     n, c = in_shape[:2]
     c_out, cg = w.shape[:2]
@@ -452,8 +458,10 @@ def _pointwise_backward(g, x, w, in_shape, stride, groups, need_input, need_weig
         xs = xs.reshape(n, groups, cg, p)
 
         def chunk_w(n0, m):
-            # sum over images of g_n (og, P) @ x_n^T (P, cg): the chunk's batch folded into
-            # the GEMM's K axis.
+            # sum over images of g_n (og, P) @ x_n^T (P, cg)
+            if p >= _PW_PER_IMAGE_MIN:  # one product per image, summed: no layout copies
+                return np.matmul(g4[n0:n0 + m], xs[n0:n0 + m].swapaxes(-1, -2)).sum(axis=0)
+            # small planes: the chunk's batch folded into the GEMM's K axis (copies first)
             gt = _scratch("pw_g", (groups, og, m, p), g.dtype)
             xt = _scratch("pw_x", (groups, cg, m, p), g.dtype)
             np.copyto(gt, g4[n0:n0 + m].transpose(1, 2, 0, 3))
