@@ -229,3 +229,17 @@ def test_activations_keep_float32(name, cfn, tfn):
     y = cfn(x)
     y.sum().backward()
     assert y.dtype == cn.float32 and x.grad.dtype == cn.float32
+
+
+def test_relu_special_values_match_torch():
+    """NaN stays NaN and passes its gradient, -0.0 and -inf give 0, inf passes, as in torch."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 4, 5, 6))
+    x[0, 0, 0, :5] = [np.nan, -0.0, np.inf, -np.inf, 0.0]
+    xc, xt = cn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, yt = F.relu(xc), TF.relu(xt)
+    np.testing.assert_array_equal(y.data, yt.detach().numpy())
+    gy = rng.standard_normal(x.shape)
+    y.backward(cn.tensor(gy))
+    yt.backward(torch.tensor(gy))
+    np.testing.assert_array_equal(xc.grad.data, xt.grad.numpy())
