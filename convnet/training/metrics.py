@@ -16,24 +16,30 @@ def topk_correct(logits: np.ndarray, targets: np.ndarray,
                  ks: Sequence[int] = (1,)) -> dict[int, int]:
     """How many rows have their target among the ``k`` largest logits, for each ``k``.
 
-    ``logits (N, K)``, ``targets (N,)``. Ties count in the target's favour only if the target's
-    score is strictly above the k-th largest or equal to it (argpartition semantics).
+    ``logits (N, K)``, ``targets (N,)``. The classes of a row are ranked as a stable descending
+    sort (``torch.topk``/``argmax`` convention): ties go to the lower class index, and NaN ranks
+    above every number. The target's rank is
+
+        #{j : s_j > s_t} + #{j < t : s_j == s_t} + #{j : s_j is NaN}  (NaN target: #{j < t : NaN})
+
+    and the row is correct for ``k`` when that rank is below ``k``. So all-equal logits are
+    correct only for class 0 (chance level), never for every row.
     """
     logits, targets = np.asarray(logits), np.asarray(targets)
     if logits.ndim != 2 or targets.shape != (logits.shape[0],):
         raise ValueError(f"topk_correct: logits must be (N, K) and targets (N,), got "
                          f"{logits.shape} and {targets.shape}")
-    out = {}
-    n_cls = logits.shape[1]
-    target_score = logits[np.arange(len(targets)), targets]
-    for k in ks:
-        if k >= n_cls:
-            out[k] = len(targets)
-            continue
-        # the target is in the top k when fewer than k classes score strictly higher
-        higher = (logits > target_score[:, None]).sum(axis=1)
-        out[k] = int((higher < k).sum())
-    return out
+    n, n_cls = logits.shape
+    target_score = logits[np.arange(n), targets][:, None]
+    below_target = np.arange(n_cls)[None, :] < targets[:, None]
+    nan = np.isnan(logits)
+    target_nan = nan[np.arange(n), targets][:, None]
+    with np.errstate(invalid="ignore"):
+        ahead = (logits > target_score) | ((logits == target_score) & below_target)
+    # a NaN class is ahead of a numeric target; among NaNs the lower index is ahead
+    ahead = np.where(target_nan, nan & below_target, ahead | nan)
+    rank = ahead.sum(axis=1)
+    return {k: int((rank < k).sum()) for k in ks}
 
 
 class ConfusionMatrix:
