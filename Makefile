@@ -1,10 +1,13 @@
-PY ?= python3.11
+# The interpreter that builds .venv: python3.11 where it is on PATH, else python3 (checked to be
+# >= 3.11 before use). Choose another with `make demo PY=python3.13` or `make test PY=/path/to/python`.
+PY ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench lint clean
 
 $(BIN)/python:
+	@$(SHELL) scripts/check_python.sh $(PY)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
@@ -24,6 +27,9 @@ test: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/run_all.py
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check convnet tests benchmarks scripts
 
 clean:
 	rm -rf $(VENV) build *.egg-info

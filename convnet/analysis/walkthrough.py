@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import io
-import os
 import sys
 from pathlib import Path
 
@@ -21,19 +21,11 @@ import numpy as np
 
 def cli(argv: list[str]) -> str:
     """Run one ``convnet`` subcommand and return what it printed (stdout)."""
-    from ..cli import explain_cmd, filter_cmd, main, summary_cmd
+    from ..cli import main
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        if argv[0] in main.SUBCOMMANDS or f"convnet.cli.{argv[0]}_cmd" in main.SUBCOMMANDS \
-                or argv[0] == "train":
-            code = main.main(argv)
-        else:  # not wired into the main CLI yet: use the subcommand's own parser
-            mod = {"summary": summary_cmd, "explain": explain_cmd, "filter": filter_cmd}[argv[0]]
-            parser = argparse.ArgumentParser(prog="convnet")
-            mod.add_parser(parser.add_subparsers(dest="command"))
-            args = parser.parse_args(argv)
-            code = args.func(args)
+        code = main.main(argv)
     if code:
         raise SystemExit(f"convnet {' '.join(argv)} failed with status {code}")
     return buf.getvalue()
@@ -47,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=3)
     a = p.parse_args(argv)
     from .. import viz
+    from ..data.datasets.mnist import BUNDLED_PATH
     from . import SAMPLE_IMAGE
 
     img_dir, run = Path(a.images), Path(a.run)
@@ -58,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         notes.append("## convnet train\n" + out)
     notes.append("## convnet summary\n" + cli(["summary", str(run)]))
 
-    import convnet as cn
-
-    digits = np.load(os.path.join(os.path.dirname(cn.__file__), "data", "bundled", "mnist_digits.npz"))
+    digits = np.load(BUNDLED_PATH)
     picks = [0, 1, 2, 3]  # the first test digits, whatever their class
     for i in picks:
         d = img_dir / f"digit_{i}.png"
@@ -87,8 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     from .receptive_field import empirical_receptive_field, receptive_field
 
     _, _, model = load_run(run)
-    import copy
-
     conv1 = copy.deepcopy(model.features[0]).double()
     x = digits["test_images"][:4, None].astype(np.float64) / 255
     pool = model.features[2]
