@@ -5,10 +5,11 @@ Every framework's "convolution" is a cross-correlation::
 
     y[n, o, p] = b[o] + sum_{c, k} w[o, c, k] * x_pad[n, g(o) C_in/G + c, p * stride + k * dilation]
 
-The true convolution of the notes flips the kernel (``K(i - m, j - n)``); it is offered as
-``F.convolve1d/2d/3d`` (or ``flip_kernel=True``). Kernels live in :mod:`convnet.kernels.conv`;
-this module validates arguments (errors name the op, the argument and the shapes) and wires the
-gradients. The input gradient of a conv is a transposed conv and vice versa.
+The textbook (true) convolution flips the kernel (``K(i - m, j - n)``; docs/convolution.md,
+"True convolution vs cross-correlation"); it is offered as ``F.convolve1d/2d/3d`` (or
+``flip_kernel=True``). Kernels live in :mod:`convnet.kernels.conv`; this module validates
+arguments (errors name the op, the argument and the shapes) and wires the gradients. The input
+gradient of a conv is a transposed conv and vice versa.
 """
 from __future__ import annotations
 
@@ -233,7 +234,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     with ``H' = floor((H + 2 P_h - D_h (K_h - 1) - 1) / S_h) + 1`` (same for W). Weight
     ``(C_out, C_in/groups, K_h, K_w)``. ``padding``: int, pair, ``'valid'`` or ``'same'`` (stride
     1 only; odd totals pad one more on the high side, like PyTorch). Unbatched ``(C, H, W)``
-    input is accepted. ``flip_kernel=True`` gives the true convolution of the notes.
+    input is accepted. ``flip_kernel=True`` gives the textbook true convolution.
 
     Example::
 

@@ -8,7 +8,8 @@ Shapes (``d`` = 1, 2 or 3 spatial axes, ``G`` groups)::
 
 ``pads`` is one ``(lo, hi)`` pair per spatial axis (zero padding; asymmetric allowed).
 
-Strategy (see PERF-NOTES.md and :mod:`convnet.kernels.conv_flat` for the layout):
+Strategy (the layout is :mod:`convnet.kernels.conv_flat`; docs/convolution.md, "Speed notes",
+explains it for users):
 
 * general case (depthwise included): the input is packed into the flat-shift layout (with
   stride 1 once for the batch; with a stride chunk by chunk, so the phase-split images are
@@ -66,7 +67,6 @@ def conv_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
     n, c = x.shape[:2]
     c_out, cg = w.shape[:2]
     kernel = w.shape[2:]
-    nd = len(kernel)
     og = c_out // groups
     if _is_pointwise(kernel, pads):
         xs = x[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)]
@@ -156,6 +156,8 @@ def conv_backward(g: np.ndarray, x: np.ndarray | None, w: np.ndarray,
 
     ``g`` is ``(N, C_out, *O)``; ``x`` (needed only for the weight gradient) ``(N, C_in, *S)``;
     ``in_shape`` is the input shape. Bias gradient is ``g.sum`` over all axes but 1 (caller).
+    ``g`` may cover only the first windows along an axis (``O`` below the conv's own output
+    size: a transposed conv's output_padding); input pixels no window reads get zero gradient.
     """
     c_out, cg = w.shape[:2]
     kernel = w.shape[2:]
@@ -434,8 +436,12 @@ def _pointwise_backward(g, x, w, in_shape, stride, groups, need_input, need_weig
     p = int(np.prod(out_size))
     g4 = g.reshape(n, groups, og, p)
     wg = w.reshape(groups, og, cg)
-    sub = (slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)
-    strided = any(s != 1 for s in stride)
+    # Window j of an axis reads input pixel j S. A transposed conv's output_padding makes the
+    # input (its output) longer than the windows reach, ceil(I / S) > O: the last pixels get no
+    # gradient and have no weight-gradient term, so the view stops at the last window.
+    sub = (slice(None), slice(None)) + tuple(
+        slice(0, s * (o - 1) + 1, s) for s, o in zip(stride, out_size))
+    strided = tuple(in_shape[2:]) != tuple(out_size)  # some input pixels are read by no window
     nb = _chunk(n, (c + c_out) * p * g.itemsize)
     gx = gw = None
     if need_input:

@@ -158,8 +158,6 @@ class FlatPlan:
     def to_ext(self, g: np.ndarray, out: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
         """Scatter ``g`` ``(..., *O)`` (transposed by ``axes``) into ``out`` ``(..., *ext)``,
         zeroing the garbage columns so they contribute nothing in backward."""
-        nd = len(self.out)
-        lead = out.shape[:-nd]
         inner = (Ellipsis,) + (slice(None),) + tuple(slice(0, o) for o in self.out[1:])
         out[inner] = g.transpose(axes)
         self.zero_garbage(out)

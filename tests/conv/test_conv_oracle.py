@@ -1,6 +1,7 @@
 """conv1d/2d/3d and conv_transpose1d/2d/3d against torch in float64, forward and backward,
 on seeded random configurations (odd sizes, stride > kernel, dilation, groups incl. depthwise,
-every padding form, batch of 1, no bias, unbatched input)."""
+every padding form, batch of 1, no bias, unbatched input; for transposed convs also kernel 1
+with output_padding and non-contiguous inputs)."""
 from __future__ import annotations
 
 import numpy as np
@@ -93,13 +94,53 @@ def _random_transpose_config(rng: np.random.Generator, nd: int) -> dict:
                 output_padding=output_padding, size=size, bias=bool(rng.random() < 0.7))
 
 
-@pytest.mark.parametrize("nd", [1, 2, 3])
-@pytest.mark.parametrize("seed", range(30))
-def test_conv_transpose_matches_torch(nd, seed):
-    rng = np.random.default_rng(5000 + 1000 * nd + seed)
-    cfg = _random_transpose_config(rng, nd)
-    arrays = [rng.standard_normal((cfg["n"], cfg["c_in"]) + cfg["size"]),
-              rng.standard_normal((cfg["c_in"], cfg["c_out"] // cfg["groups"]) + cfg["kernel"])]
+def _random_kernel_one_transpose_config(rng: np.random.Generator, nd: int) -> dict:
+    """A transposed conv with a 1-wide kernel (on every axis, or on some) and output_padding
+    > 0 on at least one axis. ``output_padding < max(stride, dilation)`` is legal, so with
+    kernel 1 the output can be longer than the input pixels reach: its last rows (and, with
+    stride > 1, the rows between) receive nothing but the bias."""
+    groups = int(rng.choice([1, 1, 2, 3]))
+    cg, og = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    stride = tuple(int(v) for v in rng.integers(1, 5, nd))  # includes stride > kernel
+    dilation = tuple(int(v) for v in rng.integers(1, 4, nd))
+    if all(s == 1 and d == 1 for s, d in zip(stride, dilation)):  # room for output_padding
+        i = int(rng.integers(nd))
+        stride, dilation = (stride, dilation) if rng.random() < 0.5 else (dilation, stride)
+        stride = stride[:i] + (int(rng.integers(2, 5)),) + stride[i + 1:]
+    room = [max(s, d) - 1 for s, d in zip(stride, dilation)]
+    output_padding = [int(rng.integers(1, r + 1)) if r and rng.random() < 0.7 else 0
+                      for r in room]
+    if not any(output_padding):  # at least one axis padded
+        i = int(np.argmax(room))
+        output_padding[i] = int(rng.integers(1, room[i] + 1))
+    kernel = [1] * nd
+    if rng.random() < 0.25:  # 1 on some axes only, one of them output-padded
+        kernel = [int(v) for v in rng.choice([1, 2, 3], nd)]
+        kernel[int(rng.choice(np.flatnonzero(output_padding)))] = 1
+    kernel = tuple(kernel)
+    # no padding is the 1x1 kernel's own path (no im2col); padding goes through the GEMM path
+    padding = (0,) * nd if rng.random() < 0.6 else tuple(int(v) for v in rng.integers(0, 3, nd))
+    size = tuple(
+        max(int(rng.integers(1, 6)), 1 + -(-(2 * p - d * (k - 1) - op) // st))
+        for k, st, p, d, op in zip(kernel, stride, padding, dilation, output_padding)
+    )
+    return dict(n=int(rng.choice([1, 1, 2, 3])), c_in=cg * groups, c_out=og * groups,
+                groups=groups, kernel=kernel, stride=stride, dilation=dilation, padding=padding,
+                output_padding=tuple(output_padding), size=size, bias=bool(rng.random() < 0.7),
+                noncontiguous=bool(rng.random() < 0.4))
+
+
+def _check_transpose(nd: int, cfg: dict, rng: np.random.Generator, seed: int):
+    """Forward and backward (random cotangent) of conv_transposeNd against torch. With
+    ``cfg["noncontiguous"]`` the input and the weight reach the op as strided views (every
+    other element of a twice-as-long last axis / first axis)."""
+    x_shape = (cfg["n"], cfg["c_in"]) + cfg["size"]
+    w_shape = (cfg["c_in"], cfg["c_out"] // cfg["groups"]) + cfg["kernel"]
+    view = cfg.get("noncontiguous", False)
+    if view:
+        x_shape = x_shape[:-1] + (2 * x_shape[-1],)
+        w_shape = (2 * w_shape[0],) + w_shape[1:]
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal(w_shape)]
     if cfg["bias"]:
         arrays.append(rng.standard_normal(cfg["c_out"]))
     kw = dict(stride=cfg["stride"], padding=cfg["padding"], output_padding=cfg["output_padding"],
@@ -107,10 +148,85 @@ def test_conv_transpose_matches_torch(nd, seed):
 
     def run(lib):
         def fn(x, w, b=None):
+            if view:
+                x, w = x[..., ::2], w[::2]
             return lib[nd](x, w, b, **kw)
         return fn
 
-    check(run(CN_CONVT), run(TH_CONVT), arrays, seed=seed)
+    return check(run(CN_CONVT), run(TH_CONVT), arrays, seed=seed)
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+@pytest.mark.parametrize("seed", range(30))
+def test_conv_transpose_matches_torch(nd, seed):
+    rng = np.random.default_rng(5000 + 1000 * nd + seed)
+    _check_transpose(nd, _random_transpose_config(rng, nd), rng, seed)
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+@pytest.mark.parametrize("seed", range(25))
+def test_conv_transpose_kernel_one_output_padding_matches_torch(nd, seed):
+    """Kernel 1 with output_padding > 0 (issue 12: a NumPy broadcast/reshape error before)."""
+    rng = np.random.default_rng(9000 + 1000 * nd + seed)
+    cfg = _random_kernel_one_transpose_config(rng, nd)
+    assert any(op and k == 1 for op, k in zip(cfg["output_padding"], cfg["kernel"]))
+    _check_transpose(nd, cfg, rng, seed)
+
+
+def _cfg(x_shape, w_shape, groups=1, bias=True, noncontiguous=False, **kw):
+    nd = len(x_shape) - 2
+    full = dict(stride=(1,) * nd, padding=(0,) * nd, output_padding=(0,) * nd,
+                dilation=(1,) * nd)
+    full.update({k: v if isinstance(v, tuple) else (v,) * nd for k, v in kw.items()})
+    return dict(full, n=x_shape[0], c_in=x_shape[1], size=tuple(x_shape[2:]), groups=groups,
+                c_out=w_shape[1] * groups, kernel=tuple(w_shape[2:]), bias=bias,
+                noncontiguous=noncontiguous)
+
+
+@pytest.mark.parametrize("cfg", [
+    # the report of issue 12, exactly
+    _cfg((1, 2, 2, 5), (2, 1, 1, 1), bias=False, stride=(1, 2), output_padding=(1, 0),
+         dilation=(2, 2)),
+    # stride 1: only dilation > output_padding allows it; the last pixels get no input
+    _cfg((2, 3, 4), (3, 2, 1), stride=1, dilation=3, output_padding=2),
+    _cfg((1, 4, 3, 3), (4, 1, 1, 1), groups=2, dilation=(2, 1), output_padding=(1, 0)),
+    # stride > kernel, with padding (the GEMM path) and without (the 1x1 path)
+    _cfg((2, 2, 4, 3), (2, 3, 1, 1), stride=(3, 2), padding=(1, 0), output_padding=(2, 1)),
+    _cfg((2, 2, 4, 3), (2, 3, 1, 1), stride=(3, 2), output_padding=(2, 1)),
+    _cfg((1, 2, 5), (2, 2, 1), stride=4, padding=1, output_padding=3),
+    # output_padding on one axis only, 3-D, groups, non-contiguous
+    _cfg((1, 2, 3, 2, 4), (2, 1, 1, 1, 1), groups=2, stride=(2, 1, 1), dilation=(1, 1, 3),
+         output_padding=(0, 0, 2), noncontiguous=True),
+    _cfg((3, 6, 2, 3, 2), (6, 1, 1, 1, 1), groups=3, stride=(1, 3, 2),
+         output_padding=(0, 2, 0)),
+    # kernel 1 on one axis only, output_padding on that axis
+    _cfg((2, 2, 4, 5), (2, 2, 3, 1), stride=(1, 2), dilation=(1, 3), output_padding=(0, 2)),
+], ids=lambda c: f"x{(c['n'], c['c_in']) + c['size']}-k{c['kernel']}-op{c['output_padding']}")
+def test_conv_transpose_kernel_one_cases(cfg):
+    nd = len(cfg["size"])
+    _check_transpose(nd, cfg, np.random.default_rng(len(str(cfg))), 0)
+
+
+def test_conv_transpose_rows_no_input_reaches_hold_the_bias():
+    """Kernel 1 with stride 3 and output_padding 2 on rows, dilation 2 and output_padding 1 on
+    columns: every row not at a multiple of 3 (the last two included) and the last column
+    receive only the bias, and their gradient reaches neither the input nor the weight."""
+    rng = np.random.default_rng(12)
+    x = cn.tensor(rng.standard_normal((2, 3, 3, 2)), requires_grad=True)
+    w = cn.tensor(rng.standard_normal((3, 4, 1, 1)), requires_grad=True)
+    b = cn.tensor(rng.standard_normal(4), requires_grad=True)
+    y = F.conv_transpose2d(x, w, b, stride=(3, 1), output_padding=(2, 1), dilation=(1, 2))
+    assert y.shape == (2, 4, 9, 3)
+    bias_only = np.ones((9, 3), dtype=bool)
+    bias_only[::3, :2] = False
+    expected = np.broadcast_to(b.numpy()[:, None], (2, 4, int(bias_only.sum())))
+    np.testing.assert_array_equal(y.numpy()[:, :, bias_only], expected)
+    g = np.zeros(y.shape)
+    g[:, :, bias_only] = rng.standard_normal((2, 4, int(bias_only.sum())))
+    (y * cn.tensor(g)).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), 0)
+    np.testing.assert_array_equal(w.grad.numpy(), 0)
+    np.testing.assert_allclose(b.grad.numpy(), g.sum(axis=(0, 2, 3)))
 
 
 def test_conv_transpose_positional_order():

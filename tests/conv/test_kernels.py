@@ -233,3 +233,31 @@ def test_weight_gradient_with_an_infinite_input_matches_torch():
     np.testing.assert_array_equal(np.isfinite(gw), np.isfinite(wt.grad.numpy()))
     fin = np.isfinite(gw)
     np.testing.assert_allclose(gw[fin], wt.grad.numpy()[fin], rtol=1e-10)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, None])
+@pytest.mark.parametrize("in_size,stride,out_size", [
+    ((7, 6), (2, 1), (3, 4)),    # small plane: the batch folded into one GEMM
+    ((12, 9), (1, 2), (10, 4)),  # larger plane: one product per image
+    ((9, 8), (3, 3), (3, 2)),
+])
+def test_pointwise_backward_with_fewer_windows_than_fit(monkeypatch, chunk_bytes, in_size,
+                                                        stride, out_size):
+    """A 1x1 conv's gradients when ``g`` covers only the first windows (a transposed conv with
+    output_padding): the pixels past the last window get zero gradient and add nothing to the
+    weight gradient; also with many tiny batch chunks."""
+    if chunk_bytes is not None:
+        monkeypatch.setattr(K, "CHUNK_BYTES", chunk_bytes)
+    rng = np.random.default_rng(sum(in_size))
+    x, w = rng.standard_normal((5, 4) + in_size), rng.standard_normal((6, 2, 1, 1))
+    g = rng.standard_normal((5, 6) + out_size)
+    gx, gw = K.conv_backward(g, x, w, x.shape, stride, ((0, 0), (0, 0)), (1, 1), 2)
+    reach = tuple(s * (o - 1) + 1 for s, o in zip(stride, out_size))
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(w, requires_grad=True)
+    yt = TF.conv2d(xt[:, :, :reach[0], :reach[1]], wt, None, stride, 0, 1, 2)
+    assert tuple(yt.shape[2:]) == out_size
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(gw, wt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    assert not gx[:, :, reach[0]:].any() and not gx[:, :, :, reach[1]:].any()

@@ -71,6 +71,20 @@ def test_conv_transpose_layer_output_padding_and_groups():
     _compare(ours, theirs, rng.standard_normal((1, 4, 5, 4)), rng)
 
 
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_conv_transpose_layer_kernel_one_output_padding(nd):
+    """A 1x1 layer with output_padding 2 (legal: dilation 3 > 2): the last two pixels of each
+    axis lie past every input pixel's reach and hold only the bias."""
+    rng = np.random.default_rng(20 + nd)
+    kw = dict(stride=1, dilation=3, output_padding=2, groups=2)
+    ours = getattr(nn, f"ConvTranspose{nd}d")(4, 6, 1, dtype=np.float64, **kw)
+    theirs = getattr(torch.nn, f"ConvTranspose{nd}d")(4, 6, 1, dtype=torch.float64, **kw)
+    _copy_from_torch(ours, theirs)
+    x = rng.standard_normal((1, 4) + (3, 4, 2)[:nd])
+    _compare(ours, theirs, x, rng)
+    assert ours(cn.tensor(x)).shape[2:] == tuple(s + 2 for s in (3, 4, 2)[:nd])
+
+
 def test_default_init_matches_torch_bounds():
     cn.manual_seed(0)
     conv = nn.Conv2d(16, 32, 3)
