@@ -1,13 +1,15 @@
 """Classic image filters as convolutions (notes 000, section 2.2).
 
 Before filters were learned they were designed: each task has its own kernel. Each named
-kernel here is applied with the framework's own ``F.conv2d`` as a depthwise convolution
-(one copy of the kernel per channel, ``groups = C``), i.e. the cross-correlation
+kernel is applied as a depthwise convolution (one copy of the kernel per channel, the
+result of ``F.conv2d(x, w, groups=C)``), i.e. the cross-correlation
 
     (I * K)(i, j) = sum_m sum_n I(i + m, j + n) K(m, n)
 
 or, with ``flip=True``, the true convolution (kernel rotated by 180 degrees). The two agree
-for symmetric kernels (blurs, Laplacian) and differ by a sign for Sobel / Prewitt.
+for symmetric kernels (blurs, Laplacian) and differ by a sign for Sobel / Prewitt. A fixed
+small kernel is applied by shifted-slice accumulation (``correlate2d``) rather than im2col,
+which would copy a photo ``K_h * K_w`` times.
 
 Example::
 
@@ -20,7 +22,8 @@ import numpy as np
 
 from .tensor import Tensor
 
-__all__ = ["KERNELS", "kernel", "gaussian_kernel", "apply", "edge_magnitude", "names"]
+__all__ = ["KERNELS", "kernel", "gaussian_kernel", "apply", "correlate2d", "edge_magnitude",
+           "names"]
 
 KERNELS: dict[str, np.ndarray] = {
     # first derivatives: respond to vertical (x) / horizontal (y) edges
@@ -75,11 +78,12 @@ def apply(image, kern, flip: bool = False, padding_mode: str = "reflect") -> np.
     Shapes: ``(H, W) -> (H, W)``, ``(C, H, W) -> (C, H, W)``, ``(N, C, H, W) -> (N, C, H, W)``;
     every channel is filtered separately. The image is padded by ``K // 2`` on each side with
     ``padding_mode`` (``'reflect'``, ``'replicate'``/``'edge'`` or ``'zeros'``) so borders do
-    not darken, then ``F.conv2d(x, w, groups=C)`` with ``w`` of shape ``(C, 1, K_h, K_w)``.
-    Integer images are converted to float64; float32 stays float32.
+    not darken. The result equals the depthwise ``F.conv2d(x_padded, w, groups=C)`` with ``w``
+    of shape ``(C, 1, K_h, K_w)``, computed as the sum of ``K_h * K_w`` shifted, scaled copies
+    of each padded plane (see ``correlate2d``): a fixed small kernel needs no im2col, so a
+    12-megapixel photo costs about its own size in extra memory. Integer images are converted
+    to float64; float32 stays float32.
     """
-    from . import functional as F
-
     k = kernel(kern) if isinstance(kern, str) else np.asarray(kern, dtype=np.float64)
     if k.ndim != 2 or k.shape[0] % 2 == 0 or k.shape[1] % 2 == 0:
         raise ValueError(f"filters.apply: kernel must be 2-D with odd sides, got shape {k.shape}")
@@ -90,20 +94,50 @@ def apply(image, kern, flip: bool = False, padding_mode: str = "reflect") -> np.
         raise ValueError(
             f"filters.apply: image must be (H, W), (C, H, W) or (N, C, H, W), got {arr.shape}")
     dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float64
-    x = arr.astype(dtype, copy=False).reshape((1,) * (4 - arr.ndim) + arr.shape)
     modes = {"reflect": "reflect", "replicate": "edge", "edge": "edge", "zeros": "constant"}
     if padding_mode not in modes:
         raise ValueError(
             f"filters.apply: padding_mode must be one of {list(modes)}, got {padding_mode!r}")
     ph, pw = k.shape[0] // 2, k.shape[1] // 2
-    if padding_mode == "reflect" and (ph >= x.shape[2] or pw >= x.shape[3]):
-        raise ValueError(f"filters.apply: image {x.shape[2:]} too small to reflect-pad by {(ph, pw)}")
-    x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), mode=modes[padding_mode])
-    c = x.shape[1]
-    w = np.ascontiguousarray(np.broadcast_to(k.astype(dtype), (c, 1, *k.shape)))
-    out = F.conv2d(Tensor._make(x), Tensor._make(w), groups=c)
-    res = out.data if isinstance(out, Tensor) else np.asarray(out)
-    return res.reshape(arr.shape)
+    h, w = arr.shape[-2:]
+    if padding_mode == "reflect" and (ph >= h or pw >= w):
+        raise ValueError(f"filters.apply: image {(h, w)} too small to reflect-pad by {(ph, pw)}")
+    planes = arr.reshape(-1, h, w)
+    out = np.empty(planes.shape, dtype=dtype)
+    k = k.astype(dtype)
+    for p in range(len(planes)):  # one padded plane at a time bounds the extra memory
+        xp = np.pad(planes[p].astype(dtype, copy=False), ((ph, ph), (pw, pw)),
+                    mode=modes[padding_mode])
+        correlate2d(xp, k, out=out[p])
+    return out.reshape(arr.shape)
+
+
+def correlate2d(padded: np.ndarray, k: np.ndarray, out: np.ndarray | None = None,
+                tile: int = 1 << 16) -> np.ndarray:
+    """Valid cross-correlation of one plane: ``(H + K_h - 1, W + K_w - 1) -> (H, W)``,
+
+        out[i, j] = sum_{m < K_h, n < K_w} k[m, n] * padded[i + m, j + n],
+
+    accumulated as ``K_h * K_w`` shifted slices scaled by one weight each (the same products
+    as im2col + GEMM, without the ``K_h * K_w``-times larger column matrix). Rows are done in
+    blocks of about ``tile`` outputs so the accumulator and its scratch stay in cache; the
+    extra memory is two blocks.
+    """
+    kh, kw = k.shape
+    h, w = padded.shape[0] - kh + 1, padded.shape[1] - kw + 1
+    if out is None:
+        out = np.empty((h, w), dtype=np.result_type(padded, k))
+    rows = max(1, min(h, tile // max(w, 1)))
+    scratch = np.empty((rows, w), dtype=out.dtype)
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        acc, tmp = out[r0:r1], scratch[:r1 - r0]
+        acc[...] = 0
+        for m in range(kh):
+            for n in range(kw):
+                np.multiply(padded[r0 + m:r1 + m, n:n + w], k[m, n], out=tmp)
+                acc += tmp
+    return out
 
 
 def edge_magnitude(image, operator: str = "sobel", padding_mode: str = "reflect") -> np.ndarray:
@@ -113,4 +147,8 @@ def edge_magnitude(image, operator: str = "sobel", padding_mode: str = "reflect"
             f"filters.edge_magnitude: operator must be 'sobel' or 'prewitt', got {operator!r}")
     gx = apply(image, f"{operator}_x", padding_mode=padding_mode)
     gy = apply(image, f"{operator}_y", padding_mode=padding_mode)
-    return np.sqrt(gx * gx + gy * gy)
+    # in place: a colour photo's responses are hundreds of MB each
+    np.multiply(gx, gx, out=gx)
+    np.multiply(gy, gy, out=gy)
+    gx += gy
+    return np.sqrt(gx, out=gx)

@@ -8,6 +8,8 @@ to the brightest pixel; others keep the image's 0..1 range.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 
@@ -26,7 +28,10 @@ def add_parser(subparsers) -> None:
 
 def filter_image(img: np.ndarray, name: str, flip: bool = False,
                  padding_mode: str = "reflect") -> np.ndarray:
-    """``(C, H, W)`` in [0, 1] -> displayable ``(C, H, W)`` in [0, 1]."""
+    """``(C, H, W)`` in [0, 1] -> displayable ``(C, H, W)`` in [0, 1], same float dtype.
+
+    Works in place on the response (a 12-megapixel colour photo is 144 MB per float32 copy).
+    """
     from .. import filters
 
     if name in ("sobel", "prewitt"):
@@ -37,15 +42,32 @@ def filter_image(img: np.ndarray, name: str, flip: bool = False,
         resp = filters.apply(img, k, flip=flip, padding_mode=padding_mode)
         derivative = abs(k.sum()) < 1e-9
     if derivative:
-        resp = np.abs(resp)
+        np.abs(resp, out=resp)
         peak = resp.max()
-        return resp / peak if peak > 0 else resp
-    return np.clip(resp, 0, 1)
+        if peak > 0:
+            resp /= peak
+        return resp
+    return np.clip(resp, 0, 1, out=resp)
+
+
+def read_image(path: str, mode: str) -> np.ndarray:
+    """An image file as float32 ``(C, H, W)`` in [0, 1]; errors name the file, not a function."""
+    from PIL import UnidentifiedImageError
+
+    from .. import viz
+    from .main import CLIError
+
+    if not Path(path).is_file():
+        raise CLIError(f"no such image file: {path}")
+    try:
+        return viz.load_image(path, mode)
+    except UnidentifiedImageError:
+        raise CLIError(f"cannot read {path} as an image (png, jpg, bmp, ...)") from None
+    except OSError as e:  # e.g. a truncated file
+        raise CLIError(f"cannot read {path} as an image: {e}") from None
 
 
 def run(args) -> int:
-    from pathlib import Path
-
     from .. import filters, viz
 
     if args.kernel == "list":
@@ -54,7 +76,11 @@ def run(args) -> int:
     if args.kernel not in filters.KERNELS and args.kernel not in ("sobel", "prewitt"):
         raise ValueError(f"unknown kernel {args.kernel!r}; choose one of "
                          f"{', '.join(filters.names() + ['sobel', 'prewitt'])}")
-    img = viz.load_image(args.image, "RGB" if args.color else "L").astype(np.float64)
+    img = read_image(args.image, "RGB" if args.color else "L")
+    k = 3 if args.kernel in ("sobel", "prewitt") else len(filters.kernel(args.kernel))
+    if args.padding_mode == "reflect" and min(img.shape[1:]) <= k // 2:
+        raise ValueError(f"{args.image} is {img.shape[2]}x{img.shape[1]} pixels, too small for "
+                         f"the {k}x{k} kernel with reflect padding (use --padding-mode replicate)")
     out = filter_image(img, args.kernel, args.flip, args.padding_mode)
     path = args.out or str(Path(args.image).with_suffix("")) + f"_{args.kernel}.png"
     viz.save_image(out, path)
