@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 
 __all__ = ["SUBCOMMANDS", "CLIError", "build_parser", "main", "add_threads_option"]
@@ -23,6 +24,29 @@ SUBCOMMANDS = [
     "convnet.cli.explain_cmd",
     "convnet.cli.filter_cmd",
 ]
+
+
+# Examples shown at the end of each command's --help. They run as written on the default
+# model and data (tests/cli/test_cli_robust.py runs them), given a digit.png in the folder.
+EXAMPLES = {
+    "train": ["convnet train                          # LeNet-5 on the bundled digits (~15 s)",
+              "convnet train --epochs 3 --out runs/digits",
+              "convnet train --out runs/digits --resume --epochs 5   # train it further",
+              "convnet train --model-option pooling=max --epochs 2 --out runs/maxpool"],
+    "evaluate": ["convnet evaluate runs/digits", "convnet evaluate runs/digits --json"],
+    "predict": ["convnet predict runs/digits digit.png", "convnet predict runs/digits . --json"],
+    "models": ["convnet models"],
+    "summary": ["convnet summary lenet5", "convnet summary resnet20 --input 3,32,32",
+                "convnet summary runs/digits"],
+    "explain": ["convnet explain runs/digits digit.png --out cam.png",
+                "convnet explain runs/digits digit.png --method saliency --out saliency.png"],
+    "filter": ["convnet filter digit.png --kernel sobel --out edges.png",
+               "convnet filter digit.png --kernel list"],
+}
+
+# A leading Python name in an exception message ("load_image: ...", "create(): ...") means
+# nothing to someone at the command line; the CLI drops it.
+_INTERNAL_PREFIX = re.compile(r"^(?:[a-z][a-z0-9]*(?:_[a-z0-9]+)+|[\w.]+\(\))\s*:\s+")
 
 
 class CLIError(Exception):
@@ -63,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
             print(f"convnet: warning: subcommand module {name} unavailable ({e})", file=sys.stderr)
             continue
         module.add_parser(sub)
+    for name, lines in EXAMPLES.items():
+        if name in sub.choices:
+            p = sub.choices[name]
+            p.formatter_class = argparse.RawDescriptionHelpFormatter
+            p.description = (p.description or "").replace("``", "`")
+            p.epilog = "examples:\n" + "\n".join("  " + line for line in lines)
     return parser
 
 
@@ -81,13 +111,21 @@ def main(argv: list[str] | None = None) -> int:
             if note:
                 print(note, file=sys.stderr)
             _retain_memory()
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handlers below
+        return status
     except KeyboardInterrupt:
-        print("\nconvnet: interrupted (the last completed checkpoint is intact)", file=sys.stderr)
+        print(f"\nconvnet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`convnet models | head`): stop quietly, as Unix tools do,
+        # and keep Python from complaining when it flushes stdout at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the pipe
     except (CLIError, FileNotFoundError, ValueError, TypeError, KeyError, OSError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"convnet {args.command}: error: {msg}", file=sys.stderr)
+        msg = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
+        print(f"convnet {args.command}: error: {_INTERNAL_PREFIX.sub('', msg)}", file=sys.stderr)
         return 2
 
 

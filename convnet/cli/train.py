@@ -5,6 +5,7 @@ With no arguments it trains LeNet-5 on the MNIST digits bundled with convnet.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -15,9 +16,10 @@ DEFAULTS = {
     "model": "lenet5", "dataset": "mnist-bundled", "data_dir": None, "download": False,
     "epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": None, "momentum": 0.9,
     "weight_decay": 0.0, "scheduler": "cosine", "step_size": 10, "gamma": 0.1,
-    "augment": "none", "seed": 0, "val_split": 0.0, "early_stopping": 0, "workers": 2,
+    "augment": "none", "seed": 0, "val_split": 0.1, "early_stopping": 0, "workers": 2,
     "dtype": "float32", "limit_train": None, "limit_test": None, "image_size": None,
     "grayscale": False, "label_smoothing": 0.0, "model_options": {}, "task": "auto",
+    "restore_best": False,
 }
 DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3, "rmsprop": 1e-3}
 # Options that may differ when resuming (they do not change the numbers).
@@ -32,6 +34,27 @@ def _model_option(text: str) -> tuple[str, object]:
         return k, json.loads(v)
     except json.JSONDecodeError:
         return k, v
+
+
+def _existing_run_message(out: Path) -> str:
+    """Why training into ``out`` is refused: it holds a run (finished or interrupted)."""
+    done = total = None
+    try:
+        m = json.loads((out / "metrics.json").read_text())
+        done, total = int(m.get("epochs_completed", 0)), int(m["config"]["epochs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if done is not None and done >= total:
+        what = f"a finished run ({done}/{total} epochs)"
+        hint = (f"`--resume --epochs {total + 10}` trains it further, --overwrite replaces it, "
+                "or choose another --out")
+    elif done is not None:
+        what = f"an interrupted run ({done}/{total} epochs)"
+        hint = "--resume continues it, --overwrite replaces it, or choose another --out"
+    else:
+        what = "a run"
+        hint = "--resume continues it, --overwrite replaces it, or choose another --out"
+    return f"--out {out} already holds {what}; {hint}"
 
 
 def add_parser(subparsers) -> None:
@@ -61,23 +84,31 @@ def add_parser(subparsers) -> None:
            "class, the rest background; see convnet.data.datasets.ForegroundSegmentation). "
            "Default auto: segment for dense models (unet), else classify")
     a("--label-smoothing", type=float, help="cross-entropy label smoothing (default 0)")
-    a("--val-split", type=float, help="fraction of the training set held out for validation "
-                                      "(default 0: validate on the test split)")
+    a("--val-split", type=float, help="fraction of the training set held out (seeded) to "
+                                      "validate on after every epoch (default 0.1; 0: no "
+                                      "validation). The test set is evaluated once, at the end")
     a("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without "
                                                              "val_loss improvement (default off)")
+    a("--restore-best", action="store_true", default=None,
+      help="when training ends, keep the weights of the epoch with the lowest val_loss (as "
+           "Keras' restore_best_weights); the test set is then evaluated with them")
     a("--seed", type=int, help="default 0")
     a("--workers", type=int, help="data-loading threads (default 2)")
     a("--dtype", choices=["float32", "float64"], help="default float32")
     a("--image-size", type=int, help="folder datasets: resize images to this side (default 32)")
     a("--grayscale", action="store_true", default=None, help="folder datasets: load as 1 channel")
     a("--model-option", action="append", type=_model_option, metavar="KEY=VALUE",
-      help="extra model option passed to convnet.models.create (repeatable), e.g. dropout=0.2")
+      help="extra model option passed to convnet.models.create (repeatable), e.g. "
+           "pooling=max for lenet5")
     a("--limit-train", type=int, help="use only the first N training images (quick tries)")
     a("--limit-test", type=int, help="use only the first N test images")
     a("--out", help="output folder (default runs/<model>-<dataset>)")
     a("--resume", action="store_true", help="continue the run in --out from its last checkpoint "
                                             "(its saved settings are used; --epochs may be raised)")
-    a("--no-progress", dest="progress", action="store_false", default=True, help="no progress bar")
+    a("--overwrite", action="store_true",
+      help="replace the run already in --out (without it, an existing run is never replaced)")
+    a("--no-progress", dest="progress", action="store_false", default=None,
+      help="no progress bar (by default one is drawn only when stderr is a terminal)")
     from .main import add_threads_option
 
     add_threads_option(p)
@@ -112,11 +143,21 @@ def resolve_config(args) -> tuple[dict, Path]:
             cfg["lr"] = DEFAULT_LR[cfg["optimizer"]]
         if out is None:
             out = Path("runs") / f"{cfg['model']}-{cfg['dataset']}"
-    for k, lo in (("epochs", 1), ("batch_size", 1), ("workers", 0)):
-        if int(cfg[k]) < lo:
+    for k, lo in (("epochs", 1), ("batch_size", 1), ("workers", 0), ("limit_train", 1),
+                  ("limit_test", 1), ("early_stopping", 0), ("image_size", 1)):
+        if cfg.get(k) is not None and int(cfg[k]) < lo:
             raise ValueError(f"--{k.replace('_', '-')} must be >= {lo}, got {cfg[k]}")
     if not 0 <= float(cfg["val_split"]) < 1:
         raise ValueError(f"--val-split must be in [0, 1), got {cfg['val_split']}")
+    if float(cfg["val_split"]) == 0 and (cfg["early_stopping"] or cfg.get("restore_best")):
+        flag = "--early-stopping" if cfg["early_stopping"] else "--restore-best"
+        raise ValueError(f"{flag} chooses an epoch by its validation loss, and --val-split 0 "
+                         "leaves no validation set (choosing by the test set would make the "
+                         "test result optimistic); use --val-split 0.1 (the default)")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for the run's outputs")
+    if not args.resume and (out / "config.json").is_file() and not args.overwrite:
+        raise ValueError(_existing_run_message(out))
     if float(cfg["lr"]) <= 0:
         raise ValueError(f"--lr must be positive, got {cfg['lr']}")
     from ._setup import resolve_task
@@ -162,7 +203,7 @@ def run(args) -> int:
     from ..data.dataset import Subset
     from ..functional import cross_entropy
     from ..io.atomic import atomic_write_text
-    from ..training import EarlyStopping, Trainer
+    from ..training import EarlyStopping, RestoreBestWeights, Trainer
     from ._setup import build_model, dataset_info, make_dataset, make_transform, task_info
 
     cfg, out = resolve_config(args)
@@ -170,16 +211,20 @@ def run(args) -> int:
     info = task_info(cfg, dataset_info(cfg))
     train_set = make_dataset(cfg, info, True, make_transform(cfg, info, True))
     test_set = make_dataset(cfg, info, False, make_transform(cfg, info, False))
-    val_set = test_set
-    if float(cfg["val_split"]) > 0:  # carve a validation set out of training, fixed by the seed
+    val_set, val_split = None, float(cfg["val_split"])
+    if val_split > 0:  # carve a validation set out of training, fixed by the seed
+        if len(train_set) < 2:
+            raise ValueError(f"--val-split {val_split}: the training set has {len(train_set)} "
+                             "image(s), too few to hold any out; use --val-split 0")
         perm = np.random.default_rng([int(cfg["seed"]), 7]).permutation(len(train_set))
-        n_val = max(1, int(len(train_set) * float(cfg["val_split"])))
+        n_val = max(1, int(len(train_set) * val_split))
         val_base = make_dataset(cfg, info, True, make_transform(cfg, info, False))
         val_set, train_set = Subset(val_base, perm[:n_val]), Subset(train_set, perm[n_val:])
     bs, workers = int(cfg["batch_size"]), int(cfg["workers"])
     train_loader = DataLoader(train_set, bs, shuffle=True, num_workers=workers,
                               seed=int(cfg["seed"]))
-    val_loader = DataLoader(val_set, max(bs, 256), num_workers=min(workers, 1))
+    val_loader = (DataLoader(val_set, max(bs, 256), num_workers=min(workers, 1))
+                  if val_set is not None else None)
     test_loader = DataLoader(test_set, max(bs, 256), num_workers=min(workers, 1))
 
     model = build_model(cfg, info)
@@ -192,18 +237,22 @@ def run(args) -> int:
             return cross_entropy(logits, y, label_smoothing=ls)
     patience = int(cfg["early_stopping"] or 0)
     callbacks = [EarlyStopping("val_loss", patience)] if patience else []
+    if cfg.get("restore_best"):
+        callbacks.append(RestoreBestWeights("val_loss"))
     cfg["class_names"], cfg["in_channels"] = list(info.classes), info.channels
     cfg["image_size_used"] = info.size
     cfg["mean"], cfg["std"] = list(info.mean), list(info.std)
     n_params = sum(p.data.size for p in model.parameters())
-    cfg["title"] = f"{cfg['model']} on {cfg['dataset']}"
+    cfg["title"] = f"{cfg['model']} on {cfg['dataset']}" + (
+        f" (validation: {val_split:.0%} of the training set)" if val_set is not None else "")
+    progress = "auto" if args.progress is None else bool(args.progress)
     trainer = Trainer(model, opt, train_loader, val_loader, loss_fn=loss_fn, scheduler=sched,
                       scheduler_step=sched_step, epochs=int(cfg["epochs"]), out_dir=out,
                       callbacks=callbacks, num_classes=len(info.classes), class_names=info.classes,
-                      progress=bool(args.progress), config=cfg)
-    if not args.resume and (out / "checkpoint.safetensors").is_file():
-        print(f"note: starting afresh in {out}, replacing the run there (pass --resume to "
-              "continue it)")
+                      progress=progress, config=cfg)
+    if not args.resume and getattr(args, "overwrite", False):
+        for name in RUN_FILES:  # a fresh run must not inherit the old one's results
+            (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     if args.resume:
         trainer.resume(out / "checkpoint.safetensors")
@@ -218,34 +267,73 @@ def run(args) -> int:
             print(f"--epochs changed from {args.saved_epochs} to {cfg['epochs']}: the "
                   f"{cfg['scheduler']} learning-rate schedule now spans the new length")
     atomic_write_text(out / "config.json", json.dumps(cfg, indent=2) + "\n")
+    n_epochs = int(cfg["epochs"])
+    held = (f"{len(val_set):,} validation ({val_split:.0%} of the training set)"
+            if val_set is not None else "no validation (--val-split 0)")
     print(f"training {cfg['model']} ({n_params:,} parameters) on {cfg['dataset']}: "
-          f"{len(train_set):,} train / {len(val_set):,} "
-          f"{'validation' if val_set is not test_set else 'test'} "
-          f"images, {cfg['epochs']} epochs, {cfg['optimizer']} lr {cfg['lr']}, batch {bs}")
+          f"{len(train_set):,} train / {held} images, {plural(n_epochs, 'epoch')}, "
+          f"{cfg['optimizer']} lr {cfg['lr']}, batch {bs}; the {len(test_set):,} test images "
+          "are evaluated once, at the end", flush=True)
     start = time.perf_counter()
-    trainer.fit()
-    wall = time.perf_counter() - start
-    test = trainer.evaluate(test_loader, confusion=True)
-    conf = test.pop("_confusion")
+    try:
+        trainer.fit()
+        wall = time.perf_counter() - start
+        test = trainer.evaluate(test_loader, confusion=True)
+    except KeyboardInterrupt:
+        print(interrupted_message(trainer, out), file=sys.stderr)
+        return 130
+    test.pop("_confusion")
     extra = {k if k.startswith(("confusion", "per_class")) else "test_" + k: v
              for k, v in test.items()}
     extra.update({"class_names": list(info.classes), "parameters": int(n_params),
-                  "wall_time_s_last_session": wall})
-    if trainer.history:
-        best = max(trainer.history, key=lambda h: h.get("val_accuracy", 0.0))
-        extra["best_epoch"] = best["epoch"]
+                  "wall_time_s_last_session": wall,
+                  "validation": {"source": "training set" if val_set is not None else "none",
+                                 "fraction": val_split,
+                                 "images": len(val_set) if val_set is not None else 0,
+                                 "seed": int(cfg["seed"])}})
+    if trainer.history and val_set is not None:
+        best = min(trainer.history, key=lambda h: h["val_loss"])
+        extra["best_epoch"] = best["epoch"]  # by validation loss, the criterion of --restore-best
+    extra["weights_epoch"] = trainer.restored_epoch or trainer.epoch
     trainer.write_metrics(out, extra)
     top5 = test.get("top5_accuracy", float("nan"))
+    which = (f"weights of epoch {trainer.restored_epoch}" if trainer.restored_epoch else
+             f"after {plural(trainer.epoch, 'epoch')}")
     if cfg["task"] == "segment":
         print(f"test pixel accuracy {test['accuracy']:.4f}, mean IoU {test['mean_iou']:.4f} "
-              f"(loss {test['loss']:.4f}) on {len(test_set):,} held-out images; "
+              f"(loss {test['loss']:.4f}) on {len(test_set):,} held-out images, {which}; "
               f"training time {trainer.train_time:.1f}s")
     else:
         print(f"test accuracy {test['accuracy']:.4f} (top-5 {top5:.4f}, "
-              f"loss {test['loss']:.4f}) on {len(test_set):,} held-out images; "
+              f"loss {test['loss']:.4f}) on {len(test_set):,} held-out images, {which}; "
               f"training time {trainer.train_time:.1f}s")
     print(f"checkpoint: {out / 'model.safetensors'} (resume state: "
           f"{out / 'checkpoint.safetensors'})")
     print(f"curves:     {out / 'curves.png'}")
     print(f"metrics:    {out / 'metrics.json'}")
     return 0
+
+
+# Files a run writes into its --out folder (removed by --overwrite before a new run starts).
+RUN_FILES = ("config.json", "checkpoint.safetensors", "model.safetensors", "metrics.json",
+             "curves.png", "best_model.safetensors")
+
+
+def plural(n: int, word: str) -> str:
+    """``plural(1, 'epoch')`` -> '1 epoch', ``plural(3, 'epoch')`` -> '3 epochs'."""
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def interrupted_message(trainer, out: Path) -> str:
+    """What Ctrl-C leaves behind: no checkpoint yet, or which epoch is saved and how to go on."""
+    if trainer.saved_epoch == 0:
+        return (f"\nconvnet train: interrupted during epoch {trainer.epoch + 1}, before the first "
+                f"checkpoint (one is written when each epoch ends): nothing was saved in {out}; "
+                "run the same command again to start over")
+    if trainer.epoch >= trainer.epochs or trainer.stop_training:
+        return (f"\nconvnet train: interrupted while evaluating on the test set; all "
+                f"{plural(trainer.saved_epoch, 'epoch')} are saved in {out}. See the test "
+                f"results with:\n  convnet evaluate {out}")
+    return (f"\nconvnet train: interrupted during epoch {trainer.epoch + 1}/{trainer.epochs}; "
+            f"the checkpoint of epoch {trainer.saved_epoch} is saved in {out}. Resume with:\n"
+            f"  convnet train --out {out} --resume")

@@ -1,5 +1,5 @@
 """Training: the ``Trainer`` loop, metrics, checkpoints (atomic safetensors), callbacks, plots."""
-from .callbacks import Callback, EarlyStopping  # noqa: F401
+from .callbacks import Callback, EarlyStopping, RestoreBestWeights  # noqa: F401
 from .checkpoint import (  # noqa: F401
     CheckpointError, load_checkpoint, load_weights, save_checkpoint, save_weights,
 )

@@ -77,13 +77,16 @@ class ConfusionMatrix:
             return np.diag(self.matrix) / support
 
     def format(self, class_names: Sequence[str] | None = None) -> str:
-        """The matrix as aligned text (rows: true class, columns: predicted)."""
-        names = list(class_names) if class_names else [str(i) for i in range(self.num_classes)]
-        short = [n[:6] for n in names]
-        w = max(6, len(str(self.matrix.max())) + 1)
-        lines = ["true\\pred " + "".join(s.rjust(w) for s in short)]
-        for name, row in zip(short, self.matrix):
-            lines.append(name.ljust(10) + "".join(str(v).rjust(w) for v in row))
+        """The matrix as aligned text: rows are true classes labelled ``index name``, columns
+        predicted classes headed by their index, every column at least two spaces apart."""
+        k = self.num_classes
+        labels = [f"{i:>{len(str(k - 1))}}" + (f" {class_names[i]}" if class_names else "")
+                  for i in range(k)]
+        lw = max(len("true \\ predicted"), *(len(s) for s in labels)) + 1
+        w = max(len(str(int(self.matrix.max()))), len(str(k - 1))) + 2
+        lines = ["true \\ predicted".ljust(lw) + "".join(str(i).rjust(w) for i in range(k))]
+        for label, row in zip(labels, self.matrix):
+            lines.append(label.ljust(lw) + "".join(str(int(v)).rjust(w) for v in row))
         return "\n".join(lines)
 
 

@@ -35,6 +35,10 @@ from .metrics import MetricAccumulator
 __all__ = ["Trainer", "evaluate"]
 
 
+def _print_flush(line: str) -> None:
+    print(line, flush=True)
+
+
 def _default_loss():
     from ..functional import cross_entropy
 
@@ -98,22 +102,27 @@ class Trainer:
         callbacks: e.g. :class:`~convnet.training.EarlyStopping`.
         num_classes: enables the confusion matrix in :meth:`evaluate`.
         class_names: used in printed reports.
-        progress: show a tqdm bar with images/s and ETA.
+        progress: a tqdm bar with images/s and ETA: ``True``, ``False``, or ``'auto'`` (the
+            default: only when stderr is a terminal, so piped or ``nohup`` logs get no
+            ``\r`` frames, just the one line per epoch of ``log``).
         config: JSON-able run configuration, saved in checkpoints and metrics.json.
         topk: accuracies reported (1 and 5 by default).
-        log: function receiving one line per epoch (default ``print``; None for silence).
+        log: function receiving one line per epoch (default: print and flush, so a redirected
+            log shows each epoch as it ends; None for silence).
     """
 
     def __init__(self, model, optimizer, train_loader, val_loader=None, *,
                  loss_fn: Callable | None = None, scheduler=None, scheduler_step: str = "epoch",
                  epochs: int = 10, out_dir: str | os.PathLike | None = None,
                  callbacks: Sequence[Callback] = (), num_classes: int | None = None,
-                 class_names: Sequence[str] | None = None, progress: bool = True,
+                 class_names: Sequence[str] | None = None, progress: bool | str = "auto",
                  config: dict | None = None, topk: Sequence[int] = (1, 5),
-                 log: Callable[[str], None] | None = print) -> None:
+                 log: Callable[[str], None] | None = _print_flush) -> None:
         if scheduler_step not in ("epoch", "batch"):
             raise ValueError("Trainer: scheduler_step must be 'epoch' or 'batch', got "
                              f"{scheduler_step!r}")
+        if progress not in (True, False, "auto"):
+            raise ValueError(f"Trainer: progress must be True, False or 'auto', got {progress!r}")
         if not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"Trainer: epochs must be a non-negative int, got {epochs!r}")
         self.model, self.optimizer = model, optimizer
@@ -127,6 +136,8 @@ class Trainer:
         self.progress, self.config = progress, dict(config or {})
         self.topk, self.log = tuple(topk), log
         self.epoch = 0  # completed epochs
+        self.saved_epoch = 0  # epochs completed when the last checkpoint was written
+        self.restored_epoch = None  # set when a callback restores the weights of a best epoch
         self.history: list[dict] = []
         self.stop_training = False
         self.train_time = 0.0
@@ -138,8 +149,13 @@ class Trainer:
         """Inputs follow the model's dtype (float64 models get float64 batches)."""
         return _to_model_dtype(x, self.dtype)
 
+    def _show_progress(self) -> bool:
+        if self.progress == "auto":
+            return bool(getattr(sys.stderr, "isatty", None) and sys.stderr.isatty())
+        return bool(self.progress)
+
     def _bar(self, total: int, desc: str):
-        if not self.progress:
+        if not self._show_progress():
             return None
         from tqdm.auto import tqdm
 
@@ -256,6 +272,7 @@ class Trainer:
         save_weights(out / "model.safetensors", self.model,
                      {"config": self.config, "epoch": self.epoch})
         self.write_metrics(out)
+        self.saved_epoch = self.epoch
         if plot and self.history:
             from .plots import plot_curves
 
@@ -284,6 +301,7 @@ class Trainer:
             path = path / "checkpoint.safetensors"
         state = load_checkpoint(path, self.model, self.optimizer, self.scheduler)
         self.epoch, self.history = int(state["epoch"]), list(state["history"])
+        self.saved_epoch = self.epoch
         self.train_time = float(state.get("train_time_s", 0.0))
         if state.get("train_loader") and hasattr(self.train_loader, "load_state_dict"):
             self.train_loader.load_state_dict(state["train_loader"])

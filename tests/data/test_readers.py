@@ -195,6 +195,7 @@ class _Evil:
 
 
 def test_cifar_refuses_code_in_pickle(tmp_path):
+    write_cifar(tmp_path)
     (tmp_path / "test_batch").write_bytes(pickle.dumps({b"data": _Evil(), b"labels": []}))
     with pytest.raises(D.CIFARError, match="refusing to load"):
         D.CIFAR10(tmp_path, train=False)

@@ -77,13 +77,15 @@ class CIFAR10(ArrayImageDataset):
             raise ValueError("CIFAR10: download is not supported; get cifar-10-python.tar.gz from "
                              "https://www.cs.toronto.edu/~kriz/cifar.html and unpack it into "
                              "--data-dir")
-        names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+        train_names = [f"data_batch_{i}" for i in range(1, 6)]
+        names = train_names if train else ["test_batch"]
+        # both splits from one folder, so a run never mixes two copies of the dataset
+        every = train_names + ["test_batch"]
         candidates = [] if root is None else [Path(root) / "cifar-10-batches-py", Path(root)]
-        folder = next((c for c in candidates if all((c / n).is_file() for n in names)), None)
+        folder = next((c for c in candidates if all((c / n).is_file() for n in every)), None)
         if folder is None:
             raise FileNotFoundError(
-                f"CIFAR10: {'training' if train else 'test'} batches not found. Expected "
-                f"{', '.join(names)} in "
+                f"CIFAR10: batches not found. Expected {', '.join(every)} together in "
                 f"{' or '.join(map(str, candidates)) or '--data-dir (not given)'}. "
                 "Get cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and "
                 "unpack it into --data-dir.")

@@ -44,10 +44,18 @@ def download_dataset(name: str, folder: Path) -> None:
             continue
         print(f"downloading {base + fname} -> {target}")
         h = hashlib.sha256()
-        with urllib.request.urlopen(base + fname, timeout=60) as resp, atomic_open(target) as out:
-            for chunk in iter(lambda: resp.read(1 << 20), b""):
-                h.update(chunk)
-                out.write(chunk)
-            if h.hexdigest() != digest:  # raising inside atomic_open discards the bad file
-                raise ValueError(f"download of {fname}: SHA-256 {h.hexdigest()} does not match "
-                                 f"the expected {digest}")
+        try:
+            with urllib.request.urlopen(base + fname, timeout=60) as resp, \
+                    atomic_open(target) as out:
+                for chunk in iter(lambda: resp.read(1 << 20), b""):
+                    h.update(chunk)
+                    out.write(chunk)
+                if h.hexdigest() != digest:  # raising inside atomic_open discards the bad file
+                    raise ValueError(f"download of {fname}: SHA-256 {h.hexdigest()} does not "
+                                     f"match the expected {digest}")
+        except OSError as e:  # URLError, timeouts, refused connections: no network here
+            reason = getattr(e, "reason", None) or e
+            raise ConnectionError(
+                f"could not download {base + fname} ({reason}). Without network access, get "
+                f"the files by hand from {base} ({', '.join(files)}) and copy them into "
+                f"{folder} (or pass that folder as --data-dir)") from None

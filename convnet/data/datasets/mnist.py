@@ -22,24 +22,37 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("CONVNET_DATA", Path.home() / ".cache" / "convnet"))
 
 
+def _idx_file(folder: Path, stem: str) -> Path | None:
+    alt = stem.replace("-idx", ".idx")  # some mirrors name them train-images.idx3-ubyte
+    for cand in (folder / stem, folder / f"{stem}.gz", folder / alt):
+        if cand.is_file():
+            return cand
+    return None
+
+
 def find_idx_files(folders: Sequence[Path], train: bool, name: str,
                    how_to_get: str) -> tuple[Path, Path]:
-    """Locate the images/labels IDX pair (``.gz`` or not) in the first folder that has both."""
-    stems = _FILES[train]
+    """Locate the images/labels IDX pair (``.gz`` or not) of one split.
+
+    The pair comes from the first folder that holds all four files (both splits), so the
+    training and test files of a run always come from the same copy of the dataset; the
+    error names every folder searched and the files missing from the closest one.
+    """
+    want = _FILES[train] + _FILES[not train]
+    best, best_missing = None, list(want)
     for folder in folders:
-        found = []
-        for stem in stems:
-            alt = stem.replace("-idx", ".idx")  # some mirrors name them train-images.idx3-ubyte
-            for cand in (folder / stem, folder / f"{stem}.gz", folder / alt):
-                if cand.is_file():
-                    found.append(cand)
-                    break
-        if len(found) == 2:
-            return found[0], found[1]
+        found = {stem: _idx_file(folder, stem) for stem in want}
+        missing = [stem for stem, f in found.items() if f is None]
+        if not missing:
+            return found[_FILES[train][0]], found[_FILES[train][1]]
+        if len(missing) < len(best_missing):
+            best, best_missing = folder, missing
     searched = ", ".join(str(f) for f in folders) or "(no folder)"
+    partial = (f" {best} has only some of them (missing: {', '.join(best_missing)})."
+               if best is not None else "")
     raise FileNotFoundError(
-        f"{name}: {'training' if train else 'test'} files not found. Expected {stems[0]}[.gz] and "
-        f"{stems[1]}[.gz] in one of: {searched}. {how_to_get}")
+        f"{name}: dataset files not found. Expected {', '.join(s + '[.gz]' for s in want)} "
+        f"together in one of: {searched}.{partial} {how_to_get}")
 
 
 def load_idx_pair(images_path: Path, labels_path: Path, name: str, num_classes: int = 10):
@@ -63,9 +76,10 @@ def load_idx_pair(images_path: Path, labels_path: Path, name: str, num_classes: 
 class MNIST(ArrayImageDataset):
     """Handwritten digits 0-9: 60,000 training and 10,000 test images (1, 28, 28) uint8.
 
-    Looks for the four files (``train-images-idx3-ubyte[.gz]`` and so on) in ``root``,
-    ``root/<Name>/raw`` (torchvision's layout) and the download cache. ``download=True``
-    fetches them into ``root`` (or the cache) and verifies their SHA-256.
+    Looks for the four files (``train-images-idx3-ubyte[.gz]`` and so on), all in one folder:
+    ``root``, ``root/<Name>/raw`` (torchvision's layout) or ``root/<name>`` when ``root`` is
+    given, else the download cache. ``download=True`` fetches them into ``root`` (or the
+    cache) and verifies their SHA-256.
 
     ``ds[i]`` is ``(transform(image (1, 28, 28) uint8), label)``.
     """
@@ -78,14 +92,13 @@ class MNIST(ArrayImageDataset):
     def __init__(self, root: str | os.PathLike | None = None, train: bool = True,
                  transform: Callable | None = None, target_transform: Callable | None = None,
                  download: bool = False) -> None:
-        folders = self.search_folders(root)
         if download:
             from .download import download_dataset
 
             cache = default_cache_dir() / self.folder_name.lower()
             target = Path(root) if root is not None else cache
             download_dataset(self.folder_name.lower(), target)
-            folders.insert(0, target)
+        folders = self.search_folders(root)
         img_path, lbl_path = find_idx_files(folders, train, type(self).__name__, self.how_to_get)
         images, labels = load_idx_pair(img_path, lbl_path, type(self).__name__)
         self.root, self.train = root, train
@@ -93,12 +106,17 @@ class MNIST(ArrayImageDataset):
 
     @classmethod
     def search_folders(cls, root) -> list[Path]:
-        folders = []
+        """Where the files are looked for. With ``root`` only inside it (``root``,
+        ``root/<Name>/raw`` as torchvision lays it out, ``root/<name>``): a folder the user
+        named is never silently replaced by another copy. Without it, the download cache."""
         if root is not None:
             root = Path(root)
-            folders += [root, root / cls.folder_name / "raw", root / cls.folder_name.lower()]
-        folders.append(default_cache_dir() / cls.folder_name.lower())
-        return folders
+            if not root.is_dir():
+                raise FileNotFoundError(f"{cls.__name__}: data folder {root} does not exist "
+                                        f"(expected {', '.join(_FILES[True] + _FILES[False])} "
+                                        f"in it). {cls.how_to_get}")
+            return [root, root / cls.folder_name / "raw", root / cls.folder_name.lower()]
+        return [default_cache_dir() / cls.folder_name.lower()]
 
 
 class FashionMNIST(MNIST):
@@ -120,10 +138,8 @@ class FashionMNIST(MNIST):
     def search_folders(cls, root) -> list[Path]:
         folders = super().search_folders(root)
         if root is not None:
-            folders.insert(3, Path(root) / "fashion-mnist")
-        folders.append(default_cache_dir() / "fashion-mnist")
-        folders.append(FASHION_MNIST_SYSTEM_DIR)
-        return folders
+            return folders + [Path(root) / "fashion-mnist"]
+        return folders + [default_cache_dir() / "fashion-mnist", FASHION_MNIST_SYSTEM_DIR]
 
 
 BUNDLED_PATH = Path(__file__).resolve().parents[1] / "bundled" / "mnist_digits.npz"
