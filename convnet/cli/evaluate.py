@@ -42,6 +42,8 @@ def run(args) -> int:
     from ..training import evaluate
     from ._setup import make_dataset, make_transform
 
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     run_dir = Path(args.run_dir)
     cfg, info, model = load_run(run_dir)
     if args.data_dir:

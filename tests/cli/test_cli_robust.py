@@ -250,6 +250,13 @@ def test_bad_numbers_are_one_line_errors(tmp_path, capsys, args, needle):
     assert needle in err and len(error_lines(err)) == 1 and "Traceback" not in err
 
 
+def test_evaluate_batch_size_must_be_positive(tmp_path, capsys):
+    out = train(tmp_path, "--epochs", "1")
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--batch-size", "0"]) == 2
+    assert "--batch-size must be >= 1" in capsys.readouterr().err
+
+
 def test_out_pointing_at_a_file(tmp_path, capsys):
     (tmp_path / "f.txt").write_text("x")
     assert main(["train", *TINY, "--out", str(tmp_path / "f.txt")]) == 2
