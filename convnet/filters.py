@@ -1,4 +1,4 @@
-"""Classic image filters as convolutions (notes 000, section 2.2).
+"""Classic image filters as convolutions (docs/inside_the_network.md, section 7).
 
 Before filters were learned they were designed: each task has its own kernel. Each named
 kernel is applied as a depthwise convolution (one copy of the kernel per channel, the

@@ -1,4 +1,5 @@
-"""The notes' properties of convolution and pooling, as measurable errors.
+"""Properties of convolution and pooling (docs/inside_the_network.md, section 6), as
+measurable errors.
 
 * Translation equivariance of convolution: ``f(g(x)) = g(f(x))`` for a shift ``g``.
 * Local translation invariance of pooling: ``f(g(x)) ~ f(x)`` for small shifts.

@@ -1,4 +1,4 @@
-"""Output sizes and receptive fields: the layer arithmetic of the notes, and a measurement.
+"""Output sizes and receptive fields: the layer arithmetic, and a measurement.
 
 Receptive-field arithmetic (per spatial axis). A layer with kernel ``k``, dilation ``d``,
 stride ``s`` and left padding ``p`` has the effective kernel ``k_eff = d (k - 1) + 1``. With
@@ -65,7 +65,7 @@ def output_size(
 ) -> int | tuple[int, ...]:
     """Spatial output size of a convolution, pooling or transposed convolution.
 
-    Convolution / pooling (the notes' ``O = floor((N + 2P - F) / S) + 1`` with the dilated
+    Convolution / pooling (the textbook ``O = floor((N + 2P - F) / S) + 1`` with the dilated
     kernel ``F = D (K - 1) + 1``)::
 
         O = floor((N + 2P - D (K - 1) - 1) / S) + 1        (ceil with ceil_mode=True;

@@ -1,5 +1,5 @@
 """``convnet filter IMAGE --kernel sobel_x --out edges.png``: a classic image filter applied by
-convolution (notes 000, section 2.2).
+convolution (docs/inside_the_network.md, section 7).
 
 Kernels: sobel_x, sobel_y, prewitt_x, prewitt_y, laplacian, laplacian_diag, gaussian_blur,
 box_blur, sharpen, emboss, identity, and ``sobel`` / ``prewitt`` for the edge magnitude

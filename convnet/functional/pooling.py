@@ -151,8 +151,8 @@ def max_pool3d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
 
 def min_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
                ceil_mode: bool = False, return_indices: bool = False):
-    """Minimum over sliding windows ``(N, C, L) -> (N, C, L')`` (the notes' "minimum"
-    statistic); arguments as :func:`max_pool1d`, padding never wins."""
+    """Minimum over sliding windows ``(N, C, L) -> (N, C, L')`` (the minimum as the
+    window's summary statistic); arguments as :func:`max_pool1d`, padding never wins."""
     return _max_pool("min_pool1d", 1, input, kernel_size, stride, padding, dilation,
                      ceil_mode, return_indices, use_min=True)
 
@@ -242,7 +242,7 @@ def lp_pool1d(input: Tensor, norm_type: float, kernel_size, stride=None,
 def lp_pool2d(input: Tensor, norm_type: float, kernel_size, stride=None,
               ceil_mode: bool = False) -> Tensor:
     """Lp-norm pooling ``(sum_window x^p)^(1/p)``, ``(N, C, H, W) -> (N, C, H', W')``;
-    ``norm_type=2`` is the notes' L2 pooling, large ``p`` approaches max pooling."""
+    ``norm_type=2`` is L2 pooling, large ``p`` approaches max pooling."""
     return _lp_pool("lp_pool2d", 2, input, norm_type, kernel_size, stride, ceil_mode)
 
 
@@ -296,7 +296,7 @@ def weighted_pool1d(input: Tensor, weight: Tensor, stride=None, padding=0,
 
 def weighted_pool2d(input: Tensor, weight: Tensor, stride=None, padding=0,
                     dilation=1) -> Tensor:
-    """Weighted-sum pooling (the notes' 가중합산 statistic), ``(N, C, H, W) -> (N, C, H', W')``.
+    """Weighted-sum pooling with per-channel window weights, ``(N, C, H, W) -> (N, C, H', W')``.
 
     ``out[n,c,i,j] = sum_{a,b} weight[c,a,b] x[n,c, i s + a d - p, j s + b d - p]`` with
     zero padding; ``weight`` is ``(C, k_h, k_w)`` and the stride defaults to the window size.

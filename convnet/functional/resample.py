@@ -1,4 +1,4 @@
-"""Upsampling: interpolation, max unpooling and the notes' bed-of-nails / nearest unpooling.
+"""Upsampling: interpolation, max unpooling, and bed-of-nails / nearest unpooling.
 
 * :func:`interpolate` resizes ``(N, C, *L)`` by nearest, (bi/tri)linear, bicubic or area
   sampling, separably per axis (each axis is a small dense interpolation matrix).

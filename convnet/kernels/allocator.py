@@ -5,7 +5,7 @@ Every NumPy operation returns a fresh array, and a CNN's activations and gradien
 and unmaps them on ``free``, or trims the heap top back to the OS; the next array of that size
 then starts as untouched pages, and the kernel zero-fills each 4 KiB page on first write. On
 the project's VMs that first touch runs at ~0.7 GiB/s against ~7.5 GiB/s for memory already
-mapped (``../shared/PERF-NOTES.md``): a ResNet-20 training step at batch 128 took 55,000 page
+mapped: a ResNet-20 training step at batch 128 took 55,000 page
 faults and 598 ms; with the two thresholds below, 2 faults and 492 ms.
 
 :func:`retain_freed_memory` sets glibc's ``M_MMAP_THRESHOLD`` (blocks at least this large

@@ -1,4 +1,4 @@
-"""The model zoo: the architectures of the notes, as readable ``nn.Module`` classes.
+"""The model zoo: classic CNN architectures from LeNet-5 to ViT, as readable ``nn.Module`` classes.
 
 ``convnet.models.create(name, num_classes=10, in_channels=1, **options)`` builds one by
 name, ``list_models()`` lists the names, ``load_weights(model, path)`` loads a

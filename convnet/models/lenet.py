@@ -1,7 +1,7 @@
 """LeNet-5 (LeCun, Bottou, Bengio & Haffner, "Gradient-based learning applied to document
 recognition", Proc. IEEE 1998).
 
-The first CNN the notes show: conv -> pool -> conv -> pool -> fc -> fc -> fc. Two small
+The first successful CNN: conv -> pool -> conv -> pool -> fc -> fc -> fc. Two small
 convolutions learn local features with shared weights, subsampling (pooling) makes them
 tolerant to small shifts, and fully connected layers classify.
 """

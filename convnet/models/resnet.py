@@ -1,7 +1,7 @@
 """Residual networks (He, Zhang, Ren & Sun, "Deep residual learning for image recognition",
 CVPR 2016).
 
-The idea the notes single out: a block learns a residual ``F(x)`` and outputs
+The idea that made very deep networks trainable: a block learns a residual ``F(x)`` and outputs
 ``H(x) = F(x) + x``. The identity path carries signal and gradient unchanged through
 the depth, so networks of 50-110 layers train where plain stacks degrade.
 

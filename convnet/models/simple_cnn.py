@@ -1,6 +1,6 @@
 """A small modern CNN for MNIST-sized images: three conv-BN-ReLU-pool stages and an MLP head.
 
-It demonstrates the recipe the notes build up to (convolution for local features, batch norm
+It demonstrates the standard small-CNN recipe (convolution for local features, batch norm
 for stable training, pooling for subsampling, fully connected layers to classify) at a size
 that trains in minutes on a CPU and reaches about 93% on Fashion-MNIST.
 """

@@ -77,8 +77,8 @@ class MinPool1d(_MaxPoolNd):
 
 
 class MinPool2d(_MaxPoolNd):
-    """Minimum pooling ``(N, C, H, W) -> (N, C, H', W')``: the notes' "minimum" summary
-    statistic (arguments as MaxPool2d)."""
+    """Minimum pooling ``(N, C, H, W) -> (N, C, H', W')``: the minimum as the window's
+    summary statistic (arguments as MaxPool2d)."""
 
     _fn = staticmethod(F.min_pool2d)
 
@@ -208,7 +208,7 @@ class WeightedPool1d(_WeightedPoolNd):
 
 
 class WeightedPool2d(_WeightedPoolNd):
-    """Weighted-sum pooling (the notes' 가중합산 statistic) ``(N, C, H, W) -> (N, C, H', W')``.
+    """Weighted-sum pooling, a learnable per-channel window average, ``(N, C, H, W) -> (N, C, H', W')``.
 
     Each channel ``c`` sums its window with weights ``weight[c]`` of shape ``(k_h, k_w)``:
     ``out[n,c,i,j] = sum_{a,b} weight[c,a,b] x[n,c,i s + a, j s + b]``. The weights start at

@@ -1,4 +1,4 @@
-"""Factorised convolution blocks named as the notes name them.
+"""Factorised convolution blocks (docs/convolution.md lists them with their costs).
 
 * :class:`DepthwiseConv2d` - one KxK filter per channel (``groups = C_in``), no channel mixing.
 * :class:`PointwiseConv2d` - a 1x1 conv: mixes channels only ("network in network").

@@ -1,4 +1,4 @@
-"""Unpooling layers: the inverse-direction counterparts of pooling (the notes' section 5.1).
+"""Unpooling layers: the inverse-direction counterparts of pooling (docs/pooling_and_normalization.md).
 
 * :class:`MaxUnpool2d` returns each value to the position max pooling remembered.
 * :class:`Unpool2d` applies a fixed rule: ``'bed_of_nails'`` (value in the first cell of the
