@@ -9,7 +9,7 @@ import numpy as np
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
 
-__all__ = ["feature_maps", "layer_filters", "resolve_layer", "as_input"]
+__all__ = ["feature_maps", "layer_filters", "layer_types", "resolve_layer", "as_input"]
 
 
 def as_input(x, dtype=None) -> Tensor:
@@ -74,6 +74,12 @@ def feature_maps(model, x, layers: Sequence[str] | None = None) -> "OrderedDict[
         for h in handles:
             h.remove()
     return maps
+
+
+def layer_types(model) -> dict[str, str]:
+    """``{name: class name}`` of every named module, e.g. ``'features.0' -> 'Conv2d'``: the
+    labels of ``viz.save_feature_maps`` rows."""
+    return {n: type(m).__name__ for n, m in model.named_modules() if n}
 
 
 def layer_filters(model, layer) -> np.ndarray:

@@ -3,12 +3,13 @@ or ``(H, W)``; heatmaps are ``(H, W)`` in ``[0, 1]``."""
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
 __all__ = ["load_image", "save_image", "to_uint8", "filter_grid", "save_filter_grid",
-           "save_feature_maps", "colorize", "overlay", "save_overlay"]
+           "feature_map_figure", "save_feature_maps", "colorize", "overlay", "save_overlay",
+           "explanation_figure", "save_explanation"]
 
 
 def load_image(path: str, mode: str = "L", size: tuple[int, int] | None = None) -> np.ndarray:
@@ -79,35 +80,46 @@ def _mkdir(path: str) -> None:
     os.makedirs(d, exist_ok=True)
 
 
-def filter_grid(weight: np.ndarray, pad: int = 1, ncols: int | None = None) -> np.ndarray:
-    """Tile conv filters ``(C_out, C_in, K_h, K_w)`` into one ``(H, W)`` grey image in [0, 1].
+def filter_grid(weight: np.ndarray, pad: int = 1, ncols: int | None = None,
+                color: bool | None = None) -> np.ndarray:
+    """Tile conv filters ``(C_out, C_in, K_h, K_w)`` into one picture in [0, 1].
 
-    With ``2 <= C_in <= 8`` each row is one filter and each column one input channel; with one
-    input channel the filters fill a square grid; with more than 8 each filter is shown as
-    its mean over input channels. Every filter is scaled by the layer's largest absolute
-    weight, so 0.5 grey means a zero weight.
+    Every weight is scaled by the layer's largest absolute weight, ``0.5 + 0.5 w / max|w|``, so
+    0.5 (mid-grey) means a zero weight. With ``color`` (default: when ``C_in == 3``, the first
+    layer of an RGB model) each filter is one RGB tile on a square grid and the result is
+    ``(3, H, W)``: a filter that looks for red is red. Otherwise the result is grey ``(H, W)``:
+    with ``2 <= C_in <= 8`` each row is one filter and each column one input channel; with one
+    input channel the filters fill a square grid; with more than 8 each filter is shown as its
+    mean over input channels.
     """
     w = np.asarray(weight, dtype=np.float64)
     if w.ndim != 4:
         raise ValueError(f"filter_grid: weight must be (C_out, C_in, K_h, K_w), got {w.shape}")
     co, ci, kh, kw = w.shape
+    color = ci == 3 if color is None else color
+    if color and ci != 3:
+        raise ValueError(f"filter_grid: color needs 3 input channels, got {ci}")
     m = np.abs(w).max()
     w = 0.5 + 0.5 * w / (m if m > 0 else 1)
-    tiles = w.reshape(co * ci, kh, kw) if ci <= 8 else w.mean(axis=1)
-    # one row per filter (a column per input channel); single-channel filters: a square grid
-    cols = ncols or (ci if 1 < ci <= 8 else int(np.ceil(np.sqrt(len(tiles)))))
-    n = len(tiles)
+    if color:
+        tiles = w.transpose(1, 0, 2, 3)  # (3, C_out, K_h, K_w): one RGB tile per filter
+    else:
+        tiles = (w.reshape(co * ci, kh, kw) if ci <= 8 else w.mean(axis=1))[None]
+    # grey: one row per filter (a column per input channel); else a square grid of filters
+    n = tiles.shape[1]
+    cols = ncols or (ci if 1 < ci <= 8 and not color else int(np.ceil(np.sqrt(n))))
     rows = -(-n // cols)
-    grid = np.ones((rows * (kh + pad) + pad, cols * (kw + pad) + pad))
+    grid = np.ones((len(tiles), rows * (kh + pad) + pad, cols * (kw + pad) + pad))
     r, c = np.divmod(np.arange(n), cols)
     for i in range(kh):  # loop over kernel offsets only; tiles are placed with fancy indexing
         for j in range(kw):
-            grid[pad + r * (kh + pad) + i, pad + c * (kw + pad) + j] = tiles[:, i, j]
-    return grid
+            grid[:, pad + r * (kh + pad) + i, pad + c * (kw + pad) + j] = tiles[:, :, i, j]
+    return grid if color else grid[0]
 
 
 def save_filter_grid(weight: np.ndarray, path: str, scale: int = 12) -> str:
-    """``filter_grid`` written as a PNG, each weight an enlarged ``scale x scale`` block."""
+    """``filter_grid`` written as a PNG (RGB for 3 input channels), each weight an enlarged
+    ``scale x scale`` block."""
     return save_image(filter_grid(weight), path, scale=scale)
 
 
@@ -138,47 +150,147 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5,
 
 
 def save_overlay(image, heatmap, path: str, alpha: float = 0.5, scale: int = 1) -> str:
-    """``overlay`` written as a PNG."""
+    """``overlay`` written as a bare PNG (no axes or labels; see ``save_explanation``)."""
     return save_image(overlay(image, heatmap, alpha), path, scale=scale)
 
 
-def save_feature_maps(
+def _show(ax, img: np.ndarray, **kw) -> None:
+    """Draw a ``(C, H, W)`` / ``(H, W)`` image in [0, 1] without ticks; pixels stay square."""
+    a = np.asarray(img, dtype=np.float64)
+    if a.ndim == 3:
+        a = a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
+    grey = {"cmap": "gray", "vmin": 0, "vmax": 1} if a.ndim == 2 else {}
+    ax.imshow(np.clip(a, 0, 1), interpolation="nearest", **grey, **kw)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def explanation_figure(image, heatmap, title: str | None = None, heat_label: str = "Grad-CAM",
+                       bar_label: str | None = None, scale: int = 8, alpha: float = 0.5,
+                       cmap: str = "jet"):
+    """A matplotlib ``Figure`` explaining a prediction: the input on the left, the ``overlay``
+    of the heatmap on the right with a colour bar (0 = no evidence, 1 = the map's maximum; labelled
+    ``bar_label``, default ``heat_label``), and ``title`` above (say the class, its probability
+    and the layer; lines that do not fit are wrapped).
+
+    ``image`` is ``(C, H, W)`` or ``(H, W)`` in [0, 1], ``heatmap`` ``(H, W)`` in [0, 1]. Each
+    panel shows the image ``scale`` times enlarged, kept between 2.4 and 6 inches wide at
+    100 dpi so digits are not tiny and photos not huge.
+    """
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    blend = overlay(image, heatmap, alpha, cmap)  # also checks the sizes agree
+    h, w = blend.shape[1:]
+    side = float(np.clip(max(h, w) * scale / 100, 2.4, 6.0))  # inches for the longer side
+    pw, ph = side * w / max(h, w), side * h / max(h, w)
+    fig = Figure(figsize=(2 * pw + 1.4, ph + (1.0 if title else 0.5)), dpi=100,
+                 layout="constrained")
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2)
+    _show(left, image)
+    left.set_title("input, as the model sees it", fontsize=9)
+    _show(right, blend)
+    right.set_title(f"{heat_label} over the input", fontsize=9)
+    bar = fig.colorbar(ScalarMappable(Normalize(0, 1), colormaps[cmap]), ax=right,
+                       fraction=0.08, pad=0.03)
+    bar.set_label(f"{bar_label or heat_label} (1 = strongest)", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    if title:
+        import textwrap
+
+        width = int(11 * (2 * pw + 1.4))  # characters of 10 pt text per line
+        fig.suptitle("\n".join(textwrap.fill(line, width) for line in title.split("\n")),
+                     fontsize=10)
+    return fig
+
+
+def save_explanation(image, heatmap, path: str, title: str | None = None, **kwargs) -> str:
+    """``explanation_figure`` (input beside the heatmap overlay, colour bar, title) written as
+    a PNG; ``kwargs`` go to ``explanation_figure``. Returns the path."""
+    fig = explanation_figure(image, heatmap, title, **kwargs)
+    _mkdir(path)
+    fig.savefig(path)
+    return path
+
+
+def feature_map_figure(
     maps: Mapping[str, np.ndarray],
-    path: str,
     max_channels: int = 8,
     sample: int = 0,
     title: str | None = None,
-) -> str:
-    """One row per layer, the first ``max_channels`` activation maps of ``sample`` as grey
-    images (each scaled to its own min..max). Non-spatial outputs are drawn as a bar strip."""
+    layer_types: Mapping[str, str] | None = None,
+    classes: Sequence[str] | None = None,
+):
+    """A matplotlib ``Figure`` with one row per layer: the first ``max_channels`` activation
+    maps of ``sample`` as grey images (each scaled to its own min..max), labelled with the layer's name, its type from
+    ``layer_types`` (e.g. ``'features.0 Conv2d'``), its shape and how many channels are shown
+    (``'8 of 16 channels'``). Non-spatial outputs are drawn as bars; when the last one has
+    ``len(classes)`` values it is the class scores and its bars are labelled with ``classes``
+    (the top class in orange).
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    items = [(k, np.asarray(v)) for k, v in maps.items()]
+    items = [(k, np.asarray(v)[sample]) for k, v in maps.items()]
     if not items:
-        raise ValueError("save_feature_maps: no feature maps given")
-    fig = Figure(figsize=(1.3 * (max_channels + 1), 1.3 * len(items) + 0.4))
+        raise ValueError("feature_map_figure: no feature maps given")
+    types = layer_types or {}
+    n = len(items)
+    height = 1.3 * n + 0.9  # inches: a row per layer, room for the title and class names
+    fig = Figure(figsize=(1.9 + 1.2 * max_channels, height), dpi=90)
     FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(n, max_channels + 1, width_ratios=[1.6] + [1] * max_channels,
+                            left=0.01, right=0.99, top=1 - 0.55 / height, bottom=0.35 / height,
+                            hspace=0.35, wspace=0.08)
     for r, (name, a) in enumerate(items):
-        a = a[sample]
-        ax_label = fig.add_subplot(len(items), max_channels + 1, r * (max_channels + 1) + 1)
-        ax_label.axis("off")
-        ax_label.text(0.0, 0.5, f"{name}\n{tuple(a.shape)}", fontsize=7, va="center")
+        kind = types.get(name, types.get(name.split("#")[0], ""))
+        is_scores = (r == n - 1 and a.ndim == 1 and classes is not None
+                     and len(classes) == a.size)
         if a.ndim == 3:
-            for c in range(min(max_channels, a.shape[0])):
-                ax = fig.add_subplot(len(items), max_channels + 1, r * (max_channels + 1) + 2 + c)
+            shown = min(max_channels, a.shape[0])
+            count = (f"all {a.shape[0]} channels" if shown == a.shape[0]
+                     else f"{shown} of {a.shape[0]} channels")
+        else:
+            count = "class scores (logits)" if is_scores else f"{a.size} values"
+        label = fig.add_subplot(grid[r, 0])
+        label.axis("off")
+        label.text(0.0, 0.5, f"{name} {kind}".strip() + f"\n{tuple(a.shape)}\n{count}",
+                   fontsize=8, va="center", ha="left", transform=label.transAxes)
+        if a.ndim == 3:
+            for c in range(shown):
+                ax = fig.add_subplot(grid[r, 1 + c])
                 ax.imshow(a[c], cmap="gray", interpolation="nearest")
                 ax.axis("off")
+            continue
+        ax = fig.add_subplot(grid[r, 1:])
+        v = a.reshape(-1)
+        colors = ["tab:blue"] * len(v)
+        if is_scores:
+            colors[int(v.argmax())] = "tab:orange"
+        ax.bar(np.arange(len(v)), v, width=0.8 if is_scores else 1.0, color=colors)
+        ax.set_xlim(-0.5, len(v) - 0.5)
+        ax.axhline(0, color="0.5", linewidth=0.5)
+        ax.tick_params(labelsize=7)
+        if is_scores:
+            names = [str(c) for c in classes]
+            ax.set_xticks(np.arange(len(v)), names, fontsize=8,
+                          rotation=0 if max(map(len, names)) <= 3 else 30,
+                          ha="center" if max(map(len, names)) <= 3 else "right")
         else:
-            ax = fig.add_subplot(len(items), max_channels + 1,
-                                 (r * (max_channels + 1) + 2, (r + 1) * (max_channels + 1)))
-            v = a.reshape(-1)
-            ax.bar(np.arange(len(v)), v, width=1.0, color="tab:blue")
             ax.set_xticks([])
-            ax.tick_params(labelsize=6)
     if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=10, y=1 - 0.15 / height, va="top")
+    return fig
+
+
+def save_feature_maps(maps: Mapping[str, np.ndarray], path: str, **kwargs) -> str:
+    """``feature_map_figure`` (one labelled row per layer) written as a PNG; ``kwargs``
+    (``max_channels``, ``sample``, ``title``, ``layer_types``, ``classes``) go to it."""
+    fig = feature_map_figure(maps, **kwargs)
     _mkdir(path)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path)
     return path

@@ -122,7 +122,8 @@ def test_summary_and_explain_on_a_run_folder(run_dir, tmp_path, capsys):
     out = tmp_path / "cam.png"
     assert _cli(explain_cmd, ["explain", str(run_dir), str(digit), "--out", str(out)]) == 0
     assert "gradcam at features.4" in capsys.readouterr().out  # rectified last conv by default
-    assert _png(out).shape == (28 * 8, 28 * 8, 3)
+    h, w = _png(out).shape[:2]
+    assert w > 1.5 * h  # input and overlay side by side, plus a colour bar
     fm, fl = tmp_path / "fm.png", tmp_path / "filters.png"
     assert _cli(explain_cmd, ["explain", str(run_dir), str(digit), "--out", str(out),
                               "--feature-maps", str(fm), "--filters", str(fl)]) == 0
@@ -130,7 +131,7 @@ def test_summary_and_explain_on_a_run_folder(run_dir, tmp_path, capsys):
     assert _png(fm).ndim == 3 and _png(fl).shape == ((2 * 6 + 1) * 12, (3 * 6 + 1) * 12)
     assert _cli(explain_cmd, ["explain", str(run_dir), str(digit), "--method", "saliency",
                               "--scale", "2", "--out", str(tmp_path / "s.png")]) == 0
-    assert _png(tmp_path / "s.png").shape == (56, 56, 3)
+    assert _png(tmp_path / "s.png").shape[1] > 2 * 240  # panels are at least 240 px wide
     with pytest.raises(ValueError, match="no layer named"):
         _cli(explain_cmd, ["explain", str(run_dir), str(digit), "--layer", "nope"])
 
