@@ -291,8 +291,9 @@ def test_unet_trains_as_segmentation_and_evaluates(tmp_path, capsys):
     assert main(["evaluate", str(out), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["accuracy"] == pytest.approx(m["test_accuracy"])
-    assert main(["predict", str(out), str(out / "curves.png")]) == 2
-    assert "segmentation run" in capsys.readouterr().err
+    # predict draws the per-pixel classes (tests/cli/test_predict_inputs.py checks them)
+    assert main(["predict", str(out), str(out / "curves.png"), "--out", str(tmp_path / "m")]) == 0
+    assert (tmp_path / "m" / "curves_mask.png").is_file()
 
 
 def test_task_must_fit_the_model(tmp_path, capsys):

@@ -18,20 +18,15 @@ def load_image(path: str | os.PathLike, mode: str = "RGB",
                size: tuple[int, int] | None = None) -> np.ndarray:
     """Read an image file as ``(C, H, W)`` uint8 (C = 1 for mode 'L', 3 for 'RGB').
 
-    ``size`` (h, w) resizes with bilinear filtering. Raises ValueError naming the file when
-    it is not an image Pillow can decode.
+    Transparency is composited onto white and the EXIF orientation applied
+    (:func:`convnet.data.user_images.read_image`). ``size`` (h, w) resizes with bilinear
+    filtering. Raises ValueError naming the file when it is not an image Pillow can decode.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im.load()
-            im = im.convert(mode)
-    except FileNotFoundError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ValueError(f"{path}: not a readable image ({e})") from None
+    from ..user_images import read_image
+
+    im = read_image(path, mode)
     if size is not None:
         im = im.resize((int(size[1]), int(size[0])), Image.BILINEAR)
     arr = np.asarray(im, dtype=np.uint8)
