@@ -146,21 +146,36 @@ def _make_split(cfg: dict, info: DatasetInfo, train: bool, transform):
 
 
 def build_model(cfg: dict, info: DatasetInfo):
+    """The model of ``cfg`` for ``info``'s images (``info.size`` square, ``info.channels``).
+
+    Checked before anything is built: a misspelt ``--model`` or ``--model-option`` and an
+    image size the network cannot take are one-line errors, the latter naming the minimum side
+    and the option that fixes it. A model whose stem would shrink the images away is built with
+    ``small_input=True`` when that fixes it, said once on stderr and recorded in
+    ``cfg["model_adapted"]`` (the decision is the same on every rebuild, so runs reload).
+    """
+    import sys
+
     from .. import models
 
-    opts = dict(cfg.get("model_options") or {})
-    if info.size != 28 and "input_size" not in opts:
-        opts["input_size"] = info.size
-    user_set = "input_size" in (cfg.get("model_options") or {})
-    sizes = {"num_classes": len(info.classes), "in_channels": info.channels}
+    name, user = cfg["model"], dict(cfg.get("model_options") or {})
+    for key, value in (("num_classes", len(info.classes)), ("in_channels", info.channels)):
+        if key in user:
+            raise ValueError(f"--model-option {key}: set from the dataset ({value} here); "
+                             "remove the option")
     try:
-        model = models.create(cfg["model"], **sizes, **opts)
-    except TypeError as e:  # the model has no input_size option: build it without
-        if "input_size" in opts and "unsupported option" in str(e) and not user_set:
-            opts.pop("input_size")
-            model = models.create(cfg["model"], **sizes, **opts)
-        else:
-            raise
+        opts, added = models.fit_input(name, info.size, **user)
+    except models.InputSizeError as e:
+        resize = "--image-size" if cfg.get("dataset") == "folder" else None
+        raise ValueError(e.message(cli=True, resize_option=resize)) from None
+    if added and "model_adapted" not in cfg:
+        rule = models.input_rule(name, **{k: v for k, v in opts.items() if k not in added})
+        how = " ".join(f"--model-option {k}={json.dumps(v)}" for k, v in added.items())
+        print(f"note: {name} {rule.problem(info.size, info.size)}; building it with {how}",
+              file=sys.stderr)
+        cfg["model_adapted"] = added
+    model = models.create(name, num_classes=len(info.classes), in_channels=info.channels,
+                          **opts)
     if cfg.get("dtype", "float32") == "float64":
         model = model.double()
     return model

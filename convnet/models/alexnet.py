@@ -9,7 +9,7 @@ classes.
 from __future__ import annotations
 
 from .. import nn
-from .registry import register
+from .registry import InputRule, register
 
 __all__ = ["AlexNet", "alexnet"]
 
@@ -53,7 +53,13 @@ class AlexNet(nn.Module):
         return self.classifier(self.avgpool(self.features(x)).flatten(1))
 
 
-@register
+def _input_rule(o: dict) -> InputRule:
+    if o["small_input"]:
+        return InputRule(15, why="a 3x3/1 stem and three 3x3/2 max-pools")
+    return InputRule(63, why="an 11x11/4 stem and three 3x3/2 max-pools")
+
+
+@register(family="AlexNet", builds=AlexNet, input_rule=_input_rule)
 def alexnet(num_classes: int = 10, in_channels: int = 1, **options) -> AlexNet:
     """AlexNet (Krizhevsky et al. 2012); see :class:`AlexNet`."""
     return AlexNet(num_classes=num_classes, in_channels=in_channels, **options)

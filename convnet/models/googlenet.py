@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .. import nn
 from ..creation import cat
-from .registry import register
+from .registry import InputRule, register
 
 __all__ = ["BasicConv2d", "Inception", "InceptionAux", "InceptionC", "GoogLeNet", "googlenet"]
 
@@ -173,7 +173,13 @@ class GoogLeNet(nn.Module):
         return x
 
 
-@register
+def _input_rule(o: dict) -> InputRule:
+    if o["small_input"]:
+        return InputRule(4, why="four max-pools")
+    return InputRule(15, why="a 7x7/2 stem and four max-pools")
+
+
+@register(family="GoogLeNet", builds=GoogLeNet, input_rule=_input_rule)
 def googlenet(num_classes: int = 10, in_channels: int = 1, **options) -> GoogLeNet:
     """GoogLeNet (Szegedy et al. 2015); see :class:`GoogLeNet`."""
     return GoogLeNet(num_classes=num_classes, in_channels=in_channels, **options)

@@ -8,7 +8,7 @@ tolerant to small shifts, and fully connected layers classify.
 from __future__ import annotations
 
 from .. import nn
-from .registry import register
+from .registry import InputRule, register
 
 __all__ = ["LeNet5", "lenet5"]
 
@@ -63,7 +63,11 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register
+def _input_rule(o: dict) -> InputRule:
+    return InputRule(minimum=12, exact=o["input_size"], why="fc1 is sized for input_size")
+
+
+@register(family="LeNet", builds=LeNet5, input_rule=_input_rule)
 def lenet5(num_classes: int = 10, in_channels: int = 1, **options) -> LeNet5:
     """LeNet-5 (LeCun et al. 1998); see :class:`LeNet5` for options."""
     return LeNet5(num_classes=num_classes, in_channels=in_channels, **options)

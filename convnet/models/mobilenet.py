@@ -16,7 +16,7 @@ stride 1: the network then shrinks 8-fold instead of 32-fold (32x32 -> 4x4 final
 from __future__ import annotations
 
 from .. import nn
-from .registry import register
+from .registry import InputRule, register
 
 __all__ = ["MobileNetV1", "MobileNetV2", "InvertedResidual", "DepthwiseSeparable",
            "mobilenet_v1", "mobilenet_v2"]
@@ -187,13 +187,13 @@ class MobileNetV2(nn.Module):
         return self.classifier(self.features(x).mean((2, 3)))
 
 
-@register
+@register(family="MobileNet", builds=MobileNetV1, input_rule=lambda o: InputRule())
 def mobilenet_v1(num_classes: int = 10, in_channels: int = 1, **options) -> MobileNetV1:
     """MobileNet v1 (Howard et al. 2017); see :class:`MobileNetV1`."""
     return MobileNetV1(num_classes=num_classes, in_channels=in_channels, **options)
 
 
-@register
+@register(family="MobileNet", builds=MobileNetV2, input_rule=lambda o: InputRule())
 def mobilenet_v2(num_classes: int = 10, in_channels: int = 1, **options) -> MobileNetV2:
     """MobileNet v2 (Sandler et al. 2018); see :class:`MobileNetV2`."""
     return MobileNetV2(num_classes=num_classes, in_channels=in_channels, **options)

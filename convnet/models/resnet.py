@@ -23,7 +23,7 @@ from typing import Type
 
 from .. import functional as F
 from .. import nn
-from .registry import register
+from .registry import InputRule, register
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "CifarBasicBlock", "CifarResNet",
            "resnet18", "resnet34", "resnet50", "resnet101",
@@ -254,7 +254,8 @@ def _imagenet(name: str, block, layers: list[int]):
     factory.__name__ = name
     factory.__doc__ = (f"{name} (He et al. 2016, ImageNet layout, {block.__name__} x {layers}); "
                        "see :class:`ResNet` for the options.")
-    return register(name, factory)
+    return register(name, factory, family="ResNet", builds=ResNet, fixed=("block", "layers"),
+                    input_rule=lambda o: InputRule())  # padded convs and pools: any side
 
 
 def _cifar(depth: int):
@@ -263,7 +264,8 @@ def _cifar(depth: int):
     factory.__name__ = f"resnet{depth}"
     factory.__doc__ = (f"resnet{depth} (He et al. 2016, CIFAR layout, n = {(depth - 2) // 6}); "
                        "see :class:`CifarResNet` for the options.")
-    return register(factory.__name__, factory)
+    return register(factory.__name__, factory, family="ResNet (CIFAR)", builds=CifarResNet,
+                    fixed=("depth",), input_rule=lambda o: InputRule())
 
 
 resnet18 = _imagenet("resnet18", BasicBlock, [2, 2, 2, 2])

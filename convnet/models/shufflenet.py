@@ -16,7 +16,7 @@ from __future__ import annotations
 from .. import functional as F
 from .. import nn
 from ..creation import cat
-from .registry import register
+from .registry import InputRule, register
 
 __all__ = ["ShuffleV1Unit", "ShuffleNetV1", "ShuffleV2Block", "ShuffleNetV2",
            "shufflenet_v1", "shufflenet_v2", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0",
@@ -181,7 +181,7 @@ class ShuffleNetV2(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
-@register
+@register(family="ShuffleNet", builds=ShuffleNetV1, input_rule=lambda o: InputRule())
 def shufflenet_v1(num_classes: int = 10, in_channels: int = 1, **options) -> ShuffleNetV1:
     """ShuffleNet v1 (Zhang et al. 2018), groups=3 by default; see :class:`ShuffleNetV1`."""
     return ShuffleNetV1(num_classes=num_classes, in_channels=in_channels, **options)
@@ -193,7 +193,9 @@ def _v2(name: str, scale: float):
                             in_channels=in_channels, **options)
     factory.__name__ = name
     factory.__doc__ = f"ShuffleNet v2 {scale}x (Ma et al. 2018); see :class:`ShuffleNetV2`."
-    return register(name, factory)
+    return register(name, factory, family="ShuffleNet", builds=ShuffleNetV2,
+                    fixed=("stages_repeats", "stages_out_channels"),
+                    input_rule=lambda o: InputRule())
 
 
 shufflenet_v2_x0_5 = _v2("shufflenet_v2_x0_5", 0.5)

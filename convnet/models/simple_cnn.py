@@ -7,7 +7,7 @@ that trains in minutes on a CPU and reaches about 93% on Fashion-MNIST.
 from __future__ import annotations
 
 from .. import nn
-from .registry import register
+from .registry import InputRule, register
 
 __all__ = ["SimpleCNN", "simple_cnn"]
 
@@ -49,7 +49,19 @@ class SimpleCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register
+def _input_rule(o: dict) -> InputRule:
+    n = len(o["widths"])
+    return InputRule(minimum=2 ** n, why=f"{n} max-pools of 2")
+
+
+def _input_fixes(side: int, o: dict) -> list[dict]:
+    """Fewer stages, the widest first."""
+    widths = list(o["widths"])
+    return [{"widths": widths[:k]} for k in range(len(widths) - 1, 0, -1)]
+
+
+@register(family="simple CNN", builds=SimpleCNN, input_rule=_input_rule,
+          input_fixes=_input_fixes)
 def simple_cnn(num_classes: int = 10, in_channels: int = 1, **options) -> SimpleCNN:
     """A 3-stage conv-BN-ReLU-pool network (~0.24M parameters); see :class:`SimpleCNN`."""
     return SimpleCNN(num_classes=num_classes, in_channels=in_channels, **options)

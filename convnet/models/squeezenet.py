@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .. import nn
 from ..creation import cat
-from .registry import register
+from .registry import InputRule, register
 
 __all__ = ["Fire", "SqueezeNet", "squeezenet1_1"]
 
@@ -80,7 +80,13 @@ class SqueezeNet(nn.Module):
         return self.classifier(self.features(x)).flatten(1)
 
 
-@register
+def _input_rule(o: dict) -> InputRule:
+    if o["small_input"]:
+        return InputRule(8, why="three 3x3/2 max-pools")
+    return InputRule(17, why="a 3x3/2 stem and three 3x3/2 max-pools")
+
+
+@register(family="SqueezeNet", builds=SqueezeNet, input_rule=_input_rule)
 def squeezenet1_1(num_classes: int = 10, in_channels: int = 1, **options) -> SqueezeNet:
     """SqueezeNet 1.1 (Iandola et al. 2016); see :class:`SqueezeNet`."""
     return SqueezeNet(num_classes=num_classes, in_channels=in_channels, **options)

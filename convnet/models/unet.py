@@ -12,7 +12,7 @@ from __future__ import annotations
 from .. import nn
 from .. import functional as F
 from ..creation import cat
-from .registry import register
+from .registry import InputRule, register
 
 __all__ = ["DoubleConv", "Up", "UNet", "unet"]
 
@@ -109,7 +109,15 @@ class UNet(nn.Module):
         return self.outc(x)
 
 
-@register
+def _input_rule(o: dict) -> InputRule:
+    return InputRule(2 ** o["depth"], why=f"{o['depth']} max-pools of 2")
+
+
+def _input_fixes(side: int, o: dict) -> list[dict]:
+    return [{"depth": d} for d in range(o["depth"] - 1, 0, -1)]
+
+
+@register(family="U-Net", builds=UNet, input_rule=_input_rule, input_fixes=_input_fixes)
 def unet(num_classes: int = 2, in_channels: int = 1, **options) -> UNet:
     """U-Net (Ronneberger et al. 2015) for per-pixel classification; see :class:`UNet`."""
     return UNet(num_classes=num_classes, in_channels=in_channels, **options)

@@ -9,7 +9,7 @@ torchvision's layout and names: vgg16 has 138,357,544 parameters at 1000 classes
 from __future__ import annotations
 
 from .. import nn
-from .registry import register
+from .registry import InputRule, register
 
 __all__ = ["VGG", "make_layers", "vgg11", "vgg13", "vgg16", "vgg19",
            "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"]
@@ -92,7 +92,9 @@ def _vgg(cfg: str, bn: bool, name: str):
         return VGG(cfg, bn, num_classes=num_classes, in_channels=in_channels, **options)
     factory.__name__ = name
     factory.__doc__ = f"{name} (Simonyan & Zisserman 2015, config {cfg}); see :class:`VGG`."
-    return register(name, factory)
+    # ceil-mode pools: any side reaches the 1x1 map (see make_layers)
+    return register(name, factory, family="VGG", builds=VGG, fixed=("cfg", "batch_norm"),
+                    input_rule=lambda o: InputRule())
 
 
 vgg11, vgg13, vgg16, vgg19 = (_vgg(c, False, f"vgg{d}") for c, d in zip("ABDE", (11, 13, 16, 19)))

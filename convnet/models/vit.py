@@ -18,7 +18,7 @@ import numpy as np
 from .. import nn
 from ..creation import cat
 from ..nn.modules.transformer import MultiheadAttention
-from .registry import register
+from .registry import InputRule, register
 
 __all__ = ["EncoderBlock", "Encoder", "VisionTransformer", "vit_tiny", "vit_b_16"]
 
@@ -126,21 +126,42 @@ class VisionTransformer(nn.Module):
         return self.heads(x[:, 0])
 
 
-@register
+def _input_rule(o: dict) -> InputRule:
+    p = o["patch_size"]
+    return InputRule(minimum=p, multiple=p, exact=o["input_size"] or o["image_size"],
+                     why=f"one learned position per {p}x{p} patch")
+
+
+def _input_fixes(side: int, o: dict) -> list[dict]:
+    """Patch sides dividing ``side``: the largest leaving at least 4x4 patches first."""
+    divisors = [p for p in range(side, 0, -1) if side % p == 0]
+    return [{"input_size": side, "patch_size": p}
+            for p in sorted(divisors, key=lambda p: (side // p < 4, -p))]
+
+
+_VIT = dict(family="ViT", builds=VisionTransformer, input_rule=_input_rule,
+            input_fixes=_input_fixes)
+
+
+@register(**_VIT)
 def vit_tiny(num_classes: int = 10, in_channels: int = 1, image_size: int = 28,
-             patch_size: int = 4, input_size: int | None = None,
+             patch_size: int = 4, input_size: int | None = None, num_layers: int = 6,
+             num_heads: int = 3, hidden_dim: int = 192, mlp_dim: int = 768,
              **options) -> VisionTransformer:
     """A small ViT for 28x28 / 32x32 images: patch 4 (49 or 64 tokens), DeiT-Tiny width
-    (192, 3 heads, MLP 768) and 6 layers by default (override with ``num_layers`` etc.).
-    ``input_size`` is accepted as an alias of ``image_size`` (the CLI passes it)."""
-    image_size = input_size or image_size
-    cfg = dict(num_layers=6, num_heads=3, hidden_dim=192, mlp_dim=768)
-    cfg.update(options)
-    return VisionTransformer(image_size, patch_size, num_classes=num_classes,
-                             in_channels=in_channels, **cfg)
+    (192, 3 heads, MLP 768) and 6 layers by default. ``input_size`` is accepted as an alias
+    of ``image_size`` (the CLI passes it)."""
+    return VisionTransformer(input_size or image_size, patch_size, num_layers, num_heads,
+                             hidden_dim, mlp_dim, num_classes=num_classes,
+                             in_channels=in_channels, **options)
 
 
-@register
-def vit_b_16(num_classes: int = 10, in_channels: int = 1, **options) -> VisionTransformer:
-    """ViT-Base/16 (224x224, 12 layers, 768 wide, 12 heads); torchvision-compatible names."""
-    return VisionTransformer(num_classes=num_classes, in_channels=in_channels, **options)
+@register(**_VIT)
+def vit_b_16(num_classes: int = 10, in_channels: int = 1, image_size: int = 224,
+             patch_size: int = 16, input_size: int | None = None,
+             **options) -> VisionTransformer:
+    """ViT-Base/16 (224x224, 12 layers, 768 wide, 12 heads); torchvision-compatible names.
+    ``input_size`` is an alias of ``image_size``; other sides need a ``patch_size`` that
+    divides them (28x28: 7, 4 or 14)."""
+    return VisionTransformer(input_size or image_size, patch_size, num_classes=num_classes,
+                             in_channels=in_channels, **options)

@@ -32,16 +32,18 @@ def test_create_is_case_insensitive():
     assert type(models.create("LeNet5")).__name__ == "LeNet5"
 
 
-def test_create_unknown_name_lists_available_models():
-    with pytest.raises(ValueError, match=r"unknown model 'resnet9'.*lenet5"):
+def test_create_unknown_name_suggests_the_closest_or_lists_all():
+    with pytest.raises(ValueError, match=r"unknown model 'resnet9'; did you mean resnet18\?"):
         models.create("resnet9")
+    with pytest.raises(ValueError, match=r"unknown model 'xyzzy'; choose one of: .*lenet5"):
+        models.create("xyzzy")
 
 
 @pytest.mark.parametrize("kw, exc, msg", [
     (dict(num_classes=0), ValueError, "num_classes must be >= 1"),
     (dict(num_classes=2.5), TypeError, "num_classes must be an int"),
     (dict(in_channels=-1), ValueError, "in_channels must be >= 1"),
-    (dict(width_mult=0.5), TypeError, "unsupported option"),
+    (dict(width_mult=0.5), TypeError, "lenet5 has no option 'width_mult'"),
 ])
 def test_create_rejects_bad_arguments(kw, exc, msg):
     with pytest.raises(exc, match=msg):
