@@ -209,6 +209,7 @@ def run(args) -> int:
     cfg, out = resolve_config(args)
     manual_seed(int(cfg["seed"]))
     info = task_info(cfg, dataset_info(cfg))
+    model = build_model(cfg, info)  # size and option errors before any data is read
     train_set = make_dataset(cfg, info, True, make_transform(cfg, info, True))
     test_set = make_dataset(cfg, info, False, make_transform(cfg, info, False))
     val_set, val_split = None, float(cfg["val_split"])
@@ -227,7 +228,6 @@ def run(args) -> int:
                   if val_set is not None else None)
     test_loader = DataLoader(test_set, max(bs, 256), num_workers=min(workers, 1))
 
-    model = build_model(cfg, info)
     opt = make_optimizer(cfg, model.parameters())
     sched, sched_step = make_scheduler(cfg, opt, len(train_loader))
     ls = float(cfg.get("label_smoothing") or 0.0)
