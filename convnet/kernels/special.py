@@ -19,7 +19,8 @@ def erf(x: np.ndarray) -> np.ndarray:
     z2 = z * z
     term = z.copy()
     total = z.copy()
-    n_terms = int(2 * float(z2.max(initial=0.0)) + 30)
+    # fmax skips NaN (which then simply propagates to the result, as in torch.erf)
+    n_terms = int(2 * float(np.fmax.reduce(z2, axis=None, initial=0.0)) + 30)
     two_z2 = 2 * z2
     for n in range(1, n_terms):
         term *= two_z2

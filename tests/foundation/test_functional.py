@@ -42,6 +42,14 @@ def test_gelu_erf_at_large_inputs():
     check(F.gelu, TF.gelu, [x], atol=1e-12, rtol=1e-10)
 
 
+def test_gelu_propagates_nan_and_inf_like_torch():
+    x = np.array([np.nan, np.inf, -2.0, 0.3])  # (torch gives NaN at -inf, the limit is 0)
+    got = F.gelu(cn.tensor(x)).numpy()
+    want = TF.gelu(torch.tensor(x)).numpy()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[1:], want[1:], rtol=1e-12)
+
+
 @pytest.mark.parametrize("dim", [0, 1, -1])
 def test_softmax_log_softmax(dim):
     a = randn(3, 5, 4)
