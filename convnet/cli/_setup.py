@@ -145,13 +145,12 @@ def _make_split(cfg: dict, info: DatasetInfo, train: bool, transform):
     return ds
 
 
-def build_model(cfg: dict, info: DatasetInfo):
-    """The model of ``cfg`` for ``info``'s images (``info.size`` square, ``info.channels``).
-
-    Checked before anything is built: a misspelt ``--model`` or ``--model-option`` and an
-    image size the network cannot take are one-line errors, the latter naming the minimum side
-    and the option that fixes it. A model whose stem would shrink the images away is built with
-    ``small_input=True`` when that fixes it, said once on stderr and recorded in
+def model_options(cfg: dict, info: DatasetInfo) -> dict:
+    """The options ``cfg["model"]`` is built with for ``info``'s images (``info.size``
+    square), checked without building anything: a misspelt ``--model`` or ``--model-option``
+    and an image size the network cannot take are one-line errors, the latter naming the
+    minimum side and the option that fixes it. A model whose stem would shrink the images away
+    gets ``small_input=True`` when that fixes it, said once on stderr and recorded in
     ``cfg["model_adapted"]`` (the decision is the same on every rebuild, so runs reload).
     """
     import sys
@@ -174,8 +173,16 @@ def build_model(cfg: dict, info: DatasetInfo):
         print(f"note: {name} {rule.problem(info.size, info.size)}; building it with {how}",
               file=sys.stderr)
         cfg["model_adapted"] = added
-    model = models.create(name, num_classes=len(info.classes), in_channels=info.channels,
-                          **opts)
+    return opts
+
+
+def build_model(cfg: dict, info: DatasetInfo):
+    """The model of ``cfg`` for ``info``'s images, with :func:`model_options`."""
+    from .. import models
+
+    opts = model_options(cfg, info)
+    model = models.create(cfg["model"], num_classes=len(info.classes),
+                          in_channels=info.channels, **opts)
     if cfg.get("dtype", "float32") == "float64":
         model = model.double()
     return model

@@ -204,12 +204,13 @@ def run(args) -> int:
     from ..functional import cross_entropy
     from ..io.atomic import atomic_write_text
     from ..training import EarlyStopping, RestoreBestWeights, Trainer
-    from ._setup import build_model, dataset_info, make_dataset, make_transform, task_info
+    from ._setup import (build_model, dataset_info, make_dataset, make_transform,
+                         model_options, task_info)
 
     cfg, out = resolve_config(args)
     manual_seed(int(cfg["seed"]))
     info = task_info(cfg, dataset_info(cfg))
-    model = build_model(cfg, info)  # size and option errors before any data is read
+    model_options(cfg, info)  # size and option errors before any data is read
     train_set = make_dataset(cfg, info, True, make_transform(cfg, info, True))
     test_set = make_dataset(cfg, info, False, make_transform(cfg, info, False))
     val_set, val_split = None, float(cfg["val_split"])
@@ -228,6 +229,7 @@ def run(args) -> int:
                   if val_set is not None else None)
     test_loader = DataLoader(test_set, max(bs, 256), num_workers=min(workers, 1))
 
+    model = build_model(cfg, info)  # after the datasets: the seeded draws stay in their order
     opt = make_optimizer(cfg, model.parameters())
     sched, sched_step = make_scheduler(cfg, opt, len(train_loader))
     ls = float(cfg.get("label_smoothing") or 0.0)
