@@ -28,10 +28,10 @@ def robust_test_mlp(num_classes=10, in_channels=1, input_size=28):
                          nn.ReLU(), nn.Linear(16, num_classes))
 
 
-if "robust_test_mlp" not in models.list_models():
-    models.register("robust_test_mlp", robust_test_mlp)
+if "cli_test_robust_mlp" not in models.list_models():
+    models.register("cli_test_robust_mlp", robust_test_mlp)
 
-TINY = ["--model", "robust_test_mlp", "--limit-train", "300", "--limit-test", "100",
+TINY = ["--model", "cli_test_robust_mlp", "--limit-train", "300", "--limit-test", "100",
         "--batch-size", "32", "--no-progress", "--workers", "0"]
 
 
