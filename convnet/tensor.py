@@ -8,7 +8,6 @@ create ``Function`` nodes (see ``convnet.autograd``); leaves collect gradients i
 from __future__ import annotations
 
 import numbers
-from typing import Iterable
 
 import numpy as np
 

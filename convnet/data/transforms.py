@@ -247,8 +247,8 @@ class CenterCrop(Transform):
         H, W = x.shape[2:]
         if h > H or w > W:
             raise ValueError(f"CenterCrop: crop size {(h, w)} is larger than the image {(H, W)}")
-        t, l = int(round((H - h) / 2)), int(round((W - w) / 2))
-        out = x[:, :, t:t + h, l:l + w]
+        top, left = int(round((H - h) / 2)), int(round((W - w) / 2))
+        out = x[:, :, top:top + h, left:left + w]
         return out[0] if single else out
 
 

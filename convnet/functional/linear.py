@@ -1,7 +1,6 @@
 """Fully-connected layer: ``(*, in_features) -> (*, out_features)``, ``y = x W^T + b``."""
 from __future__ import annotations
 
-import numpy as np
 
 from ..autograd.function import Function
 from ..tensor import Tensor

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.safetensors import SafetensorsError, load_file, save_file
+from ..io.safetensors import SafetensorsError, load_file, save_file  # noqa: F401 (re-exported)
 
 __all__ = ["save_checkpoint", "load_checkpoint", "save_weights", "load_weights", "CheckpointError",
            "to_jsonable"]

@@ -19,7 +19,6 @@ from convnet.data import datasets as D
 from convnet.data.datasets import download as dl
 from convnet.data.datasets import mnist as mnist_mod
 from convnet.training import RestoreBestWeights, Trainer
-from convnet.training.checkpoint import load_weights
 from convnet.io.safetensors import load_file
 
 

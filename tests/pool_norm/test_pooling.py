@@ -92,9 +92,9 @@ def test_batch_of_one_and_unbatched_input():
 def test_lp_pool(norm_type):
     rng = np.random.default_rng(5)
     x = np.abs(rng.standard_normal((2, 3, 7, 8))) + 0.1
-    for ks, st, ceil in (((2, 3), None, False), (3, 2, True), (2, (1, 3), False)):
-        check(lambda t: F.lp_pool2d(t, norm_type, ks, st, ceil),
-              lambda t: TF.lp_pool2d(t, norm_type, ks, st, ceil), [x])
+    for ks, stride, ceil in (((2, 3), None, False), (3, 2, True), (2, (1, 3), False)):
+        check(lambda t: F.lp_pool2d(t, norm_type, ks, stride, ceil),
+              lambda t: TF.lp_pool2d(t, norm_type, ks, stride, ceil), [x])
     check(lambda t: F.lp_pool1d(t, norm_type, 3, 2, True),
           lambda t: TF.lp_pool1d(t, norm_type, 3, 2, True), [x[:, :, 0]])
     check(lambda t: F.lp_pool3d(t, norm_type, 2), lambda t: TF.lp_pool3d(t, norm_type, 2),
@@ -142,9 +142,9 @@ def test_weighted_pool_matches_depthwise_conv():
     rng = np.random.default_rng(11)
     x = rng.standard_normal((2, 3, 7, 8))
     w = rng.standard_normal((3, 2, 3))
-    for st, pad, dil in ((None, 0, 1), (1, 1, 1), ((2, 1), (1, 0), (2, 1))):
-        th_st = (2, 3) if st is None else st
-        check(lambda t, v: F.weighted_pool2d(t, v, st, pad, dil),
+    for stride, pad, dil in ((None, 0, 1), (1, 1, 1), ((2, 1), (1, 0), (2, 1))):
+        th_st = (2, 3) if stride is None else stride
+        check(lambda t, v: F.weighted_pool2d(t, v, stride, pad, dil),
               lambda t, v: TF.conv2d(t, v[:, None], None, th_st, pad, dil, groups=3), [x, w])
     x1, w1 = x[:, :, 0], w[:, 0]
     check(lambda t, v: F.weighted_pool1d(t, v, 1, 1),

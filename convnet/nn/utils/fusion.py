@@ -123,7 +123,7 @@ def fuse_conv_bn(model: Module, example_input) -> Module:
     model's to float rounding (``tests/pool_norm/test_fusion.py``).
     """
     fused = copy.deepcopy(model).eval()
-    calls: dict[int, list] = {}  # id(module) -> [(input tensor, output tensor), ...]
+    calls = {}  # id(module) -> [(input tensor, output tensor), ...]
 
     def hook(mod, inputs, output):
         calls.setdefault(id(mod), []).append((inputs[0] if inputs else None, output))
@@ -155,7 +155,8 @@ def fuse_conv_bn(model: Module, example_input) -> Module:
         conv = conv_of_output.get(id(x))
         if conv is not None and readers.get(id(x), 0) == 1 and conv.out_channels == m.num_features:
             pairs.append((conv, m))
-    del out, calls, conv_of_output
+    del out, conv_of_output
+    calls.clear()  # free the recorded activations (the hook's closure still holds the dict)
     bns = {id(bn) for _, bn in pairs}
     with no_grad():
         for conv, bn in pairs:
