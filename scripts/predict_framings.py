@@ -136,16 +136,56 @@ def measure(run_dir: str, n: int, out: Path, seed: int = 0,
     return acc
 
 
+TITLES = {"mnist": "MNIST convention", "transparent": "transparent PNG",
+          "canvas": "small, on a big canvas", "photo": "photo of a sheet (JPEG)"}
+
+
+def sheet(run_dir: str, out: Path, path: Path, index: int = 0, in_process: bool = False) -> None:
+    """One picture: each framing of digit ``index`` (top) and what the model saw (bottom)."""
+    from PIL import ImageDraw
+
+    cell, pad, text = 200, 10, 16
+    img = Image.new("RGB", (len(FRAMINGS) * (cell + pad) + pad, 2 * cell + 3 * pad + 2 * text),
+                    "white")
+    draw = ImageDraw.Draw(img)
+    for k, how in enumerate(FRAMINGS):
+        src = sorted((out / how).glob(f"{index:04d}.*"))[0]
+        r = predict_json(run_dir, [src], out / how / "sheet", in_process)[0]
+        user = Image.open(src).convert("RGBA")
+        user.thumbnail((cell, cell), Image.LANCZOS)
+        if user.width < cell // 2:  # the 28-px convention: enlarge it to be seen
+            user = user.resize((cell // 2, cell // 2), Image.NEAREST)
+        yy, xx = np.mgrid[0:user.height, 0:user.width] // 8
+        checks = np.where((yy + xx) % 2 == 0, 205, 255).astype(np.uint8)  # shows transparency
+        back = Image.fromarray(checks).convert("RGBA")
+        x = pad + k * (cell + pad)
+        ux, uy = x + (cell - user.width) // 2, text + pad + (cell - user.height) // 2
+        img.paste(Image.alpha_composite(back, user).convert("RGB"), (ux, uy))
+        draw.rectangle([ux - 1, uy - 1, ux + user.width, uy + user.height], outline=(150, 150, 150))
+        draw.text((x, 2), TITLES[how], fill="black")
+        seen = Image.open(r["saved_input"]).resize((cell, cell), Image.NEAREST)
+        y = text + 2 * pad + cell
+        img.paste(seen.convert("RGB"), (x, y + text))
+        t = r["top"][0]
+        draw.text((x, y), f"model input -> {t['class']} ({t['probability']:.2f})", fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir")
     ap.add_argument("--n", type=int, default=100, help="digits per framing (default 100)")
     ap.add_argument("--out", default=None, help="where to write the images (default: temporary)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sheet", default=None, metavar="PNG",
+                    help="also draw one digit in each framing beside what the model saw")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or tmp)
         acc = measure(args.run_dir, args.n, out, args.seed)
+        if args.sheet:
+            sheet(args.run_dir, out, Path(args.sheet))
         for how, a in acc.items():
             print(f"{how:<12} {a:.3f}  ({args.n} digits)")
         print(f"{'all':<12} {np.mean(list(acc.values())):.3f}")

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 BATCH = 256  # images per forward pass
-# segmentation masks: background black, then matplotlib's tab10 (distinct on grey digits)
+# segmentation masks: background black, then matplotlib's tab10 with its grey made yellow
+# (a grey class would vanish over the grey input in the overlay)
 PALETTE = [(0, 0, 0), (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40),
-           (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34),
+           (148, 103, 189), (140, 86, 75), (227, 119, 194), (255, 221, 0), (188, 189, 34),
            (23, 190, 207)]
 
 
@@ -62,9 +63,9 @@ def prepare(path: Path, cfg: dict, size: int, channels: int, invert: str) -> np.
     return prepare_input(Path(path), cfg, size, channels, invert)[0]
 
 
-def expand(args: list[str]) -> tuple[list[Path], list[str]]:
+def expand(args: list[str]) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Files named on the command line, with each folder replaced by its image files (sorted,
-    hidden files and other extensions skipped); returns (paths, errors)."""
+    hidden files and other extensions skipped); returns (paths, [(folder, error)])."""
     from ..data.datasets.folder import IMG_EXTENSIONS
 
     paths, errors = [], []
@@ -76,7 +77,7 @@ def expand(args: list[str]) -> tuple[list[Path], list[str]]:
         found = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
                        and f.suffix.lower() in IMG_EXTENSIONS)
         if not found:
-            errors.append(f"{p}: no image files in this folder ({', '.join(IMG_EXTENSIONS)})")
+            errors.append((p, f"{p}: no image files in this folder ({', '.join(IMG_EXTENSIONS)})"))
         paths.extend(found)
     return paths, errors
 
@@ -124,11 +125,13 @@ def run(args) -> int:
     if args.out and not segment:
         raise CLIError(f"--out: {args.run_dir} is a classifier; --out is where segmentation "
                        "runs write their masks")
-    paths, errors = expand(args.images)
-    for e in errors:
+    paths, empty = expand(args.images)
+    results, inputs, errors = [], [], []
+    for folder, e in empty:
+        errors.append(e)
         print(f"convnet predict: error: {e}", file=sys.stderr)
+        results.append({"image": str(folder), "error": e})
     names = unique_stems(paths)
-    results, inputs = [], []
     for path, name in zip(paths, names):
         try:
             x, prep = prepare_input(path, cfg, info.size, info.channels, args.invert)

@@ -173,7 +173,7 @@ def _ink_frame(im, size: int, style: str, invert: str) -> Prepared:
         inverted = invert == "yes"
     if inverted:
         v, vb, bg = 1 - v, 1 - vb, 1 - bg
-    ink = _find_ink(v, vb, bg)
+    ink = _find_ink(v, vb, bg, keep_levels=style == "fashion")
     box_side = round(20 * size / 28) if style == "digits" else size
     if ink is None:  # nothing stands out: the whole image, resized into the box
         a, (t, b, lft, r) = np.clip(v, 0, 1), (0, v.shape[0], 0, v.shape[1])
@@ -186,9 +186,9 @@ def _ink_frame(im, size: int, style: str, invert: str) -> Prepared:
     f = box_side / max(ch, cw)
     nh, nw = max(1, round(ch * f)), max(1, round(cw * f))
     patch = np.asarray(Image.fromarray(crop.astype(np.float32), "F").resize((nw, nh), Image.BILINEAR))
-    patch = np.clip(patch, 0, None)
-    if patch.max() > 0:  # the stroke's core at 1 (MNIST's digits all reach 255)
-        patch = np.clip(patch / patch.max(), 0, 1)
+    patch = np.clip(patch, 0, 1)
+    if style == "digits" and ink is not None and patch.max() > 0:
+        patch /= patch.max()  # the stroke's core at 1: MNIST's digits all reach 255
     out = np.zeros((size, size), np.float32)
     if style == "digits" and patch.sum() > 0:  # centre of mass on pixel (size/2, size/2)
         ys, xs = np.indices(patch.shape)
@@ -202,19 +202,27 @@ def _ink_frame(im, size: int, style: str, invert: str) -> Prepared:
     return Prepared(out[None], inverted, cropped, f * shrink, box, (h0, w0), notes)
 
 
-def _find_ink(v: np.ndarray, vb: np.ndarray, bg: float):
+def _find_ink(v: np.ndarray, vb: np.ndarray, bg: float, keep_levels: bool = False):
     """Ink map in [0, 1] (zero off the ink) and its box (top, bottom, left, right), or None.
 
     ``v`` is the image with light ink, ``vb`` its 3x3 mean, ``bg`` the border's median.
+    The ink's levels are stretched so its core is 1 (pen strokes), or with ``keep_levels``
+    only shifted so the background is 0 (a garment's shading and pattern stay).
     """
     peak0 = float(vb.max()) - bg
     if peak0 < 0.05:
         return None
-    bgmask = vb < bg + 0.5 * peak0
-    surface = _fit_background(vb, bgmask) if bgmask.mean() > 0.5 else np.float32(bg)
+    below = vb < bg + 0.5 * peak0
+    surface, bgmask = np.float32(np.median(vb[below])), below
+    if below.mean() > 0.5:  # enough paper to fit its lighting
+        for _ in range(3):  # keep the pixels near the current surface (not faint ink), refit
+            r = vb - surface
+            near_surface = below & (np.abs(r) < max(3 * _mad(r[below]), 2 / 255))
+            if near_surface.mean() < 0.25:
+                break
+            bgmask, surface = near_surface, _fit_background(vb, near_surface)
     r = vb - surface
-    rest = r[bgmask]
-    sigma = 1.4826 * float(np.median(np.abs(rest - np.median(rest)))) if rest.size else 0.0
+    sigma = _mad(r[bgmask])
     cand = r > max(5 * sigma, 0.05)
     if not cand.any():
         return None
@@ -227,18 +235,25 @@ def _find_ink(v: np.ndarray, vb: np.ndarray, bg: float):
         return None
     # soft ink: background 0, the stroke's core 1, sharp (unfiltered) edges
     rs = v - surface
-    sigma_raw = 1.4826 * float(np.median(np.abs(rs[bgmask] - np.median(rs[bgmask])))) \
-        if bgmask.any() else 0.0
-    lo = max(0.5 / 255, 2 * sigma_raw)  # clean drawings keep their faintest grey
-    hi = max(float(np.median(rs[keep])), lo + 0.05)
+    lo = max(0.02, 2 * _mad(rs[bgmask]))  # below: background (2%, or twice the noise)
+    # the stroke's level: median of its pixels above 40% of its peak (MNIST: 0.98, so a clean
+    # digit keeps its greys; a photo's grey ink is brought to MNIST's white)
+    rk = rs[keep]
+    hi = max(float(np.median(rk[rk > 0.4 * np.quantile(rk, 0.99)])), lo + 0.05)
     rows, cols = np.nonzero(keep.any(1))[0], np.nonzero(keep.any(0))[0]
     # keep the soft edges next to the ink: dilate by one model pixel (1/20 of the box)
     rad = max(1, round(max(rows[-1] - rows[0], cols[-1] - cols[0]) / 20))
     near = _box_mean(keep.astype(np.float32), rad) > 0
-    a = np.clip((rs - lo) / (hi - lo), 0, 1) * near
+    top = max(1 - bg, lo + 0.05) if keep_levels else hi
+    a = np.clip((rs - lo) / (top - lo), 0, 1) * near
     nz = a > 0
     rows, cols = np.nonzero(nz.any(1))[0], np.nonzero(nz.any(0))[0]
     return a, (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
+
+
+def _mad(x: np.ndarray) -> float:
+    """Noise level: 1.4826 x median absolute deviation (the std of Gaussian noise); 0 if empty."""
+    return 1.4826 * float(np.median(np.abs(x - np.median(x)))) if x.size else 0.0
 
 
 def _fit_background(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
