@@ -1,7 +1,7 @@
 """``convnet predict DIR IMAGE|FOLDER...``: top-k classes for your own images.
 
 Any image Pillow reads works (a folder means the image files in it, sorted). Images are framed
-as the run's training images were (:mod:`convnet.data.user_images`): transparency becomes
+as the run's training images were (convnet/data/user_images.py): transparency becomes
 white; for MNIST runs the ink is found, inverted to light-on-dark when it is dark, cropped,
 scaled to 20 px and centred by its centre of mass in 28x28, even on a photographed sheet; for
 Fashion-MNIST the object's box is scaled to 28 px; other runs resize the shorter side and crop
