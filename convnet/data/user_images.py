@@ -134,8 +134,10 @@ def prepare_image(path: str | os.PathLike, size: int, channels: int, style: str 
     return p
 
 
-def _resize_crop(im, size: int, invert: bool) -> Prepared:
-    """torchvision ``Resize(size)`` (shorter side, antialiased bilinear) + ``CenterCrop(size)``."""
+def resize_center_crop(im, size: int):
+    """torchvision ``Resize(size)`` (shorter side to ``size``, antialiased bilinear) then
+    ``CenterCrop(size)``: a Pillow image -> ``(size x size image, scale, (left, top))``, the
+    aspect ratio kept. Training (``ImageFolder(size=int)``) and ``predict`` both use it."""
     from PIL import Image
 
     w, h = im.size
@@ -143,7 +145,14 @@ def _resize_crop(im, size: int, invert: bool) -> Prepared:
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
     im = im.resize((nw, nh), Image.BILINEAR)
     top, left = int(round((nh - size) / 2)), int(round((nw - size) / 2))
-    a = np.asarray(im, dtype=np.float32)[top:top + size, left:left + size] / 255
+    return im.crop((left, top, left + size, top + size)), scale, (left, top)
+
+
+def _resize_crop(im, size: int, invert: bool) -> Prepared:
+    """:func:`resize_center_crop` as a :class:`Prepared` input in [0, 1]."""
+    w, h = im.size
+    im, scale, (left, top) = resize_center_crop(im, size)
+    a = np.asarray(im, dtype=np.float32) / 255
     a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
     if invert:
         a = 1 - a

@@ -231,6 +231,25 @@ def test_image_folder(tmp_path):
     np.testing.assert_array_equal(D.ImageFolder(tmp_path)[1][0], arr.transpose(2, 0, 1))
 
 
+def test_image_folder_keeps_aspect_as_predict_frames_it(tmp_path):
+    """A wide image is not squashed: shorter side to the size, centre cropped - the same pixels
+    `convnet predict` gives the model, so training and prediction see images alike."""
+    from convnet.data.user_images import prepare_image
+
+    (tmp_path / "a").mkdir()
+    ramp = np.tile(np.linspace(0, 255, 90).astype(np.uint8), (30, 1))  # 30x90, dark -> light
+    arr = np.stack([ramp, ramp[:, ::-1], np.full_like(ramp, 128)], axis=-1)
+    Image.fromarray(arr).save(tmp_path / "a" / "wide.png")
+    img = D.ImageFolder(tmp_path, size=15)[0][0]
+    assert img.shape == (3, 15, 15)
+    # the centre third of the ramp survives (values ~85..170), not the whole 0..255 range
+    assert 70 < img[0].min() < 100 and 155 < img[0].max() < 185
+    seen = prepare_image(tmp_path / "a" / "wide.png", 15, 3, "resize", "no").pixels
+    np.testing.assert_allclose(seen, img / 255, atol=1e-6)
+    exact = D.ImageFolder(tmp_path, size=(15, 15))[0][0]  # an explicit (h, w) resizes exactly
+    assert exact[0].min() < 20 and exact[0].max() > 235
+
+
 def test_image_folder_errors(tmp_path):
     make_folder(tmp_path)
     (tmp_path / "cat" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")

@@ -15,19 +15,23 @@ IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tif
 
 
 def load_image(path: str | os.PathLike, mode: str = "RGB",
-               size: tuple[int, int] | None = None) -> np.ndarray:
+               size: tuple[int, int] | int | None = None) -> np.ndarray:
     """Read an image file as ``(C, H, W)`` uint8 (C = 1 for mode 'L', 3 for 'RGB').
 
     Transparency is composited onto white and the EXIF orientation applied
-    (:func:`convnet.data.user_images.read_image`). ``size`` (h, w) resizes with bilinear
-    filtering. Raises ValueError naming the file when it is not an image Pillow can decode.
+    (:func:`convnet.data.user_images.read_image`). ``size`` (h, w) resizes to exactly that
+    (bilinear); an int ``size`` keeps the aspect ratio: the shorter side becomes ``size`` and the
+    centre ``size x size`` is cropped (torchvision's ``Resize(size)`` + ``CenterCrop(size)``).
+    Raises ValueError naming the file when it is not an image Pillow can decode.
     """
     from PIL import Image
 
-    from ..user_images import read_image
+    from ..user_images import read_image, resize_center_crop
 
     im = read_image(path, mode)
-    if size is not None:
+    if isinstance(size, int):
+        im = resize_center_crop(im, size)[0]
+    elif size is not None:
         im = im.resize((int(size[1]), int(size[0])), Image.BILINEAR)
     arr = np.asarray(im, dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
@@ -40,7 +44,10 @@ class ImageFolder(Dataset):
         root: the folder of class folders.
         transform: applied to the ``(C, H, W)`` uint8 image.
         mode: 'RGB' (3 channels) or 'L' (grayscale, 1 channel).
-        size: (h, w) to resize every image to (needed to batch images of different sizes).
+        size: needed to batch images of different sizes: an int keeps each image's aspect
+            ratio (shorter side resized to it, then the centre square cropped, as torchvision's
+            ``Resize(size)`` + ``CenterCrop(size)`` and as ``convnet predict`` frames images);
+            ``(h, w)`` resizes to exactly that.
     """
 
     def __init__(self, root: str | os.PathLike, transform: Callable | None = None,
@@ -65,7 +72,7 @@ class ImageFolder(Dataset):
         self.targets = np.asarray([s[1] for s in self.samples], dtype=np.int64)
         self.root, self.transform, self.target_transform = root, transform, target_transform
         self.mode = mode
-        self.size = (size, size) if isinstance(size, int) else size
+        self.size = size
 
     @property
     def num_channels(self) -> int:
