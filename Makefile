@@ -22,8 +22,13 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/convnet train
 
+# The whole suite on the default (fastest available) backend, then the oracle suites again on
+# the NumPy reference backend, so both stay proven against torch.
+ORACLE_SUITES := tests/foundation tests/conv tests/pool_norm tests/backends
+
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
+	CONVNET_BACKEND=numpy $(BIN)/python -m pytest -q $(ORACLE_SUITES)
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/run_all.py

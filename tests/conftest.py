@@ -12,3 +12,9 @@ except ImportError:  # pragma: no cover
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def pytest_report_header(config):
+    from convnet import backends
+
+    return f"convnet kernel backend: {backends.name()} (CONVNET_BACKEND=numpy|numba chooses)"

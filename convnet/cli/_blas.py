@@ -49,6 +49,20 @@ def set_blas_threads(n: int) -> bool:
     return ok
 
 
+def get_blas_threads() -> int | None:
+    """OpenBLAS's current thread count (None when no OpenBLAS is loaded)."""
+    for path in _openblas_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for sym in _SYMBOLS:
+            fn = getattr(lib, sym.replace("set_num_threads", "get_num_threads"), None)
+            if fn is not None:
+                return int(fn())
+    return None
+
+
 def configure(threads: str | None) -> str | None:
     """Apply a ``--threads`` value ('auto', or a positive integer); return a note to print."""
     if threads is None or threads == "auto":
@@ -56,6 +70,10 @@ def configure(threads: str | None) -> str | None:
             return None
         cores = os.cpu_count() or 1
         busy = os.getloadavg()[0] >= cores - 0.5
+        if busy:  # compiled kernels' parallel regions spin-wait on busy cores too
+            from ..backends import set_threads
+
+            set_threads(1)
         if cores > 1 and (cores <= 2 or busy) and set_blas_threads(1):
             if busy:
                 return (f"note: the {cores} cores are busy (load {os.getloadavg()[0]:.1f}); using 1 "
@@ -67,6 +85,9 @@ def configure(threads: str | None) -> str | None:
         raise ValueError(f"--threads must be 'auto' or a positive integer, got {threads!r}") from None
     if n < 1:
         raise ValueError(f"--threads must be 'auto' or a positive integer, got {threads!r}")
+    from ..backends import set_threads
+
+    set_threads(n)
     if not set_blas_threads(n):
-        return "note: no OpenBLAS found; --threads has no effect"
+        return "note: no OpenBLAS found; --threads sets only the compiled kernels' threads"
     return None

@@ -23,6 +23,7 @@ SUBCOMMANDS = [
     "convnet.cli.summary_cmd",
     "convnet.cli.explain_cmd",
     "convnet.cli.filter_cmd",
+    "convnet.cli.info_cmd",
 ]
 
 
@@ -42,6 +43,7 @@ EXAMPLES = {
                 "convnet explain runs/digits digit.png --method saliency --out saliency.png"],
     "filter": ["convnet filter digit.png --kernel sobel --out edges.png",
                "convnet filter digit.png --kernel list"],
+    "info": ["convnet info", "convnet info --json"],
 }
 
 # A leading Python name in an exception message ("load_image: ...", "create(): ...") means

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from ..autograd.function import Function
+from .. import backends
 from ..kernels import norm as K
 from ..tensor import Tensor
 
@@ -30,7 +31,8 @@ class _Normalize(Function):
     def forward(self, x, w, b, stat_shape, aff_shape, eps):
         w2 = None if w is None else w.reshape(-1)
         b2 = None if b is None else b.reshape(-1)
-        y, xhat, mean, var, invstd = K.normalize_forward(x, stat_shape, aff_shape, w2, b2, eps)
+        y, xhat, mean, var, invstd = backends.get().normalize_forward(
+            x, stat_shape, aff_shape, w2, b2, eps)
         if getattr(self, "needs_input_grad", None) is not None:
             self.xhat, self.invstd, self.w2, self.aff = xhat, invstd, w2, aff_shape
             self.wshape = None if w is None else w.shape
@@ -39,7 +41,8 @@ class _Normalize(Function):
 
     def backward(self, g, *_):
         nx, nw, nb = self.needs_input_grad[:3]
-        gx, gw, gb = K.normalize_backward(g, self.xhat, self.invstd, self.aff, self.w2, nx)
+        gx, gw, gb = backends.get().normalize_backward(
+            g, self.xhat, self.invstd, self.aff, self.w2, nx)
         return (gx, gw.reshape(self.wshape) if nw and self.wshape is not None else None,
                 gb.reshape(self.bshape) if nb and self.bshape is not None else None)
 
@@ -53,7 +56,7 @@ class _ScaleShift(Function):
         scale = invstd if w is None else w * invstd
         shift = -mean * scale if b is None else b - mean * scale
         self.x, self.mean, self.invstd, self.scale = x, mean.astype(x.dtype), invstd, scale
-        return K.scale_shift_forward(x, scale.astype(x.dtype), shift.astype(x.dtype))
+        return backends.get().scale_shift_forward(x, scale.astype(x.dtype), shift.astype(x.dtype))
 
     def backward(self, g):
         nx, nw, nb = self.needs_input_grad[:3]

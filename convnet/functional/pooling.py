@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from ..autograd.function import Function
+from .. import backends
 from ..kernels import pool as K
 from ..kernels import resample as R
 from ..kernels.shapes import ntuple
@@ -99,7 +100,7 @@ class _MaxPool(Function):
 
     def forward(self, x, ks, ss, ps, ds, ceil_mode, return_indices, use_min):
         want = return_indices or _recording(self)
-        out, arg = K.max_pool_forward(x, ks, ss, ps, ds, ceil_mode, want, use_min)
+        out, arg = backends.get().max_pool_forward(x, ks, ss, ps, ds, ceil_mode, want, use_min)
         if _recording(self):
             self.arg, self.in_shape, self.cfg = arg, x.shape, (ks, ss, ps, ds)
         if return_indices:
@@ -108,7 +109,7 @@ class _MaxPool(Function):
 
     def backward(self, g, *_):
         ks, ss, ps, ds = self.cfg
-        return K.max_pool_backward(g, self.arg, self.in_shape, ks, ss, ps, ds)
+        return backends.get().max_pool_backward(g, self.arg, self.in_shape, ks, ss, ps, ds)
 
 
 def _max_pool(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode,
@@ -175,14 +176,14 @@ def min_pool3d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
 # ------------------------------------------------------------------------------ average
 class _AvgPool(Function):
     def forward(self, x, ks, ss, ps, ceil_mode, count_include_pad, divisor_override):
-        out, div = K.avg_pool_forward(x, ks, ss, ps, ceil_mode, count_include_pad,
+        out, div = backends.get().avg_pool_forward(x, ks, ss, ps, ceil_mode, count_include_pad,
                                       divisor_override)
         self.div, self.in_shape, self.cfg = div, x.shape, (ks, ss, ps)
         return out
 
     def backward(self, g):
         ks, ss, ps = self.cfg
-        return K.avg_pool_backward(g, self.div, self.in_shape, ks, ss, ps)
+        return backends.get().avg_pool_backward(g, self.div, self.in_shape, ks, ss, ps)
 
 
 def _avg_pool(op, nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
