@@ -1,0 +1,16 @@
+"""The compiled (numba) kernels. Each submodule exports kernels with the same signature and
+result as the NumPy kernel of the same name (:mod:`convnet.backends.numpy_kernels`); they
+compute the same formula, and fall back to the NumPy kernel for the cases they do not cover.
+Importing this package imports numba (ImportError when it is not installed)."""
+from __future__ import annotations
+
+import numba  # noqa: F401  (fail here, cleanly, when numba is missing)
+
+from .activation import relu_backward, relu_forward
+from .norm import normalize_backward, normalize_forward, scale_shift_forward
+from .pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
+
+__all__: list[str] = []
+__all__ += ["relu_forward", "relu_backward"]
+__all__ += ["normalize_forward", "normalize_backward", "scale_shift_forward"]
+__all__ += ["max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward"]
