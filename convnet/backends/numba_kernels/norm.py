@@ -7,9 +7,9 @@ group and layer norm, dtypes other than float32/float64, and ``S`` below :data:`
 ``(n, c)`` its whole-array ufuncs and reductions win.
 
 Measured (AMD EPYC, 1 thread, ResNet-20 shapes at batch 128, ``benchmarks/backend_norm.py``):
-training forward 3.3-4.5x torch, backward 1.2-1.4x, eval 1.25-1.7x.
+torch / numba time 3.0-5.4 for the training forward, 1.06-1.35 backward, 1.1-1.65 eval.
 
-Why the loops look the way they do (measured on 2-core EPYC/Xeon VMs, see PERF-NOTES):
+Why the loops look the way they do (measured on a 2-core AMD EPYC VM):
 
 - Every pass walks the arrays in memory order, image by image, row ``[n, c, :]`` by row.
   Walking one channel's rows instead (a jump of ``C*S`` elements per row) defeats the
