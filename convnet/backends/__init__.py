@@ -48,8 +48,13 @@ def _load(backend: str) -> SimpleNamespace:
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "numba":
-        # numba reads its cache folder once, when it is first imported
+        # the cache folder: NUMBA_CACHE_DIR when set (numba reads it when first imported, and
+        # child processes inherit it), else ours; set on numba's config too, which the kernel
+        # modules' decorators read, in case numba was imported before convnet
         os.environ.setdefault("NUMBA_CACHE_DIR", str(_cache_dir()))
+        import numba
+
+        numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
     kernels: dict = {}
     for module_name in BACKENDS[backend]:
         module = importlib.import_module(module_name)

@@ -87,13 +87,15 @@ _POOL_LOCK = threading.Lock()
 _SINGLE = {"depth": 0, "saved": 1}  # nesting count of single-threaded-BLAS sections
 
 
+_CPUS = os.cpu_count() or 1  # asked once per process, not on every chunked kernel call
+
+
 def _workers() -> int:
     """How many chunk workers to use: OpenBLAS's thread count (1 = serial). Setting
     ``CONVNET_CONV_WORKERS=0`` turns the workers off (serial chunks, multi-threaded BLAS)."""
     if _BLAS is None or os.environ.get("CONVNET_CONV_WORKERS") == "0":
         return 1
-    return max(1, min(int(_BLAS[0]()) if _SINGLE["depth"] == 0 else _SINGLE["saved"],
-                      os.cpu_count() or 1))
+    return max(1, min(int(_BLAS[0]()) if _SINGLE["depth"] == 0 else _SINGLE["saved"], _CPUS))
 
 
 def _mark_worker() -> None:

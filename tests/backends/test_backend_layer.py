@@ -101,3 +101,15 @@ def test_threads_option_reaches_the_compiled_kernels(restore_backend):
         assert numba.get_num_threads() == 1
     finally:
         numba.set_num_threads(before)
+
+
+def test_cache_stays_out_of_the_tree_when_numba_was_imported_first(tmp_path):
+    code = ("import numba, numpy as np; from convnet import backends; b = backends.use('numba'); "
+            "b.relu_backward(np.ones(4, np.float32), np.ones(4, np.float32)); "
+            "print(numba.config.CACHE_DIR)")
+    r = _run(code, CONVNET_CACHE=str(tmp_path / "c"), NUMBA_CACHE_DIR=None)
+    if "not available" in r.stderr or "No module named 'numba'" in r.stderr:
+        pytest.skip("numba is not installed on this platform")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(tmp_path / "c" / "numba")
+    assert list((tmp_path / "c" / "numba").rglob("*.nbi"))  # the index files landed there
