@@ -5,7 +5,8 @@ Times the kernels alone (arrays in, arrays out, no autograd): forward ``max(x, 0
 the ReLU shapes of LeNet-5 and ResNet-20 at batch 128. Each backend is timed alternately with
 torch in one process (:func:`benchmarks.common.time_pair`); ratios are torch / convnet.
 
-Run: ``python -m benchmarks.backend_activation [--repeats 15] [--threads 1]``
+Run: ``python -m benchmarks.backend_activation [--repeats 15] [--threads 1] [--fresh-memory]``
+(by default freed memory is kept, as the ``convnet`` CLI does, for both frameworks)
 """
 from __future__ import annotations
 
@@ -30,8 +31,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--fresh-memory", action="store_true",
+                    help="let glibc unmap freed blocks (each new array then page-faults)")
     args = ap.parse_args()
     setup_threads(args.threads)
+    if not args.fresh_memory:  # what the convnet CLI does; torch's arrays are reused too
+        from convnet.kernels.allocator import retain_freed_memory
+
+        retain_freed_memory()
     import numba
     import torch
 
