@@ -17,7 +17,8 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..kernels.channelwise import add_channel_bias, channel_sum
-from ..kernels.conv import conv_backward, conv_forward, conv_grad_input
+from .. import backends
+from ..kernels.conv import conv_backward, conv_grad_input
 from ..kernels.shapes import (
     conv_transpose_output_size, effective_kernel, ntuple, parse_conv_padding,
 )
@@ -43,7 +44,7 @@ class _Conv(Function):
         self.x, self.w = x, wf
         self.args = (stride, pads, dilation, groups)
         self.flip, self.has_b = flip, b is not None
-        return conv_forward(x, wf, b, stride, pads, dilation, groups)
+        return backends.get().conv_forward(x, wf, b, stride, pads, dilation, groups)
 
     def backward(self, g):
         nx, nw, nb = self.needs_input_grad[:3]
@@ -76,7 +77,7 @@ class _ConvTranspose(Function):
         g = np.ascontiguousarray(g)
         gx = gw = gb = None
         if nx:
-            gx = conv_forward(g, self.w, None, stride, pads, dilation, groups)
+            gx = backends.get().conv_forward(g, self.w, None, stride, pads, dilation, groups)
             if gx.shape != self.x.shape:  # output_padding >= stride leaves extra windows
                 gx = np.ascontiguousarray(gx[tuple(slice(0, s) for s in self.x.shape)])
         if nw:

