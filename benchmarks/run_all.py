@@ -27,6 +27,10 @@ BENCHMARKS = {
     "models": "model zoo: inference and one training step at batch 128",
     "analysis": "Grad-CAM, saliency, a classic filter, summary()",
     "training_loop": "Trainer + DataLoader overhead against a bare loop",
+    "backend_norm": "batch-norm kernels: numba, NumPy, torch",
+    "backend_pool": "pooling kernels: numba, NumPy, torch",
+    "backend_activation": "ReLU kernels: numba, NumPy, torch",
+    "backend_depthwise": "depthwise 3x3 conv: numba, NumPy conv path, torch",
 }
 
 
