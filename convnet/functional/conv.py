@@ -18,7 +18,7 @@ import numpy as np
 from ..autograd.function import Function
 from ..kernels.channelwise import add_channel_bias, channel_sum
 from .. import backends
-from ..kernels.conv import conv_backward, conv_grad_input
+from ..kernels.conv import conv_grad_input
 from ..kernels.shapes import (
     conv_transpose_output_size, effective_kernel, ntuple, parse_conv_padding,
 )
@@ -50,8 +50,8 @@ class _Conv(Function):
         nx, nw, nb = self.needs_input_grad[:3]
         stride, pads, dilation, groups = self.args
         g = np.ascontiguousarray(g)
-        gx, gw = conv_backward(g, self.x, self.w, self.x.shape, stride, pads, dilation, groups,
-                               need_input=nx, need_weight=nw)
+        gx, gw = backends.get().conv_backward(g, self.x, self.w, self.x.shape, stride, pads,
+                                              dilation, groups, need_input=nx, need_weight=nw)
         if gw is not None and self.flip:
             gw = np.ascontiguousarray(_flip(gw))
         gb = channel_sum(g) if (nb and self.has_b) else None
@@ -82,8 +82,8 @@ class _ConvTranspose(Function):
                 gx = np.ascontiguousarray(gx[tuple(slice(0, s) for s in self.x.shape)])
         if nw:
             # y = sum x * w over windows, so dL/dw correlates the input x with the windows of g.
-            gw = conv_backward(self.x, g, self.w, g.shape, stride, pads, dilation, groups,
-                               need_input=False, need_weight=True)[1]
+            gw = backends.get().conv_backward(self.x, g, self.w, g.shape, stride, pads, dilation,
+                                              groups, need_input=False, need_weight=True)[1]
         if nb and self.has_b:
             gb = channel_sum(g)
         return gx, gw, gb

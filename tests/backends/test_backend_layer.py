@@ -14,7 +14,7 @@ from convnet.cli.main import main
 
 INTERFACE = {"normalize_forward", "normalize_backward", "scale_shift_forward",
              "max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward",
-             "relu_forward", "relu_backward", "conv_forward"}
+             "relu_forward", "relu_backward", "conv_forward", "conv_backward"}
 
 
 @pytest.fixture

@@ -127,8 +127,11 @@ def _build(name, opts):
 def test_a_few_training_steps_reduce_the_loss(name):
     cn.manual_seed(0)
     rng = np.random.default_rng(0)
-    # GoogLeNet and SqueezeNet shrink 32-fold with 3x3 pools: 16 px is too small (in torch too)
-    size, n = (32 if name in ("googlenet", "squeezenet1_1") else 16), 8
+    # GoogLeNet and SqueezeNet shrink 32-fold with 3x3 pools: 16 px is too small (in torch too).
+    # MobileNetV2 at 16 px ends in 1x1 planes (batch norm over 8 values): its loss jumps up at
+    # steps 4-6 on either backend, and float rounding alone decides whether step 6 ends below
+    # step 1; at 32 px it falls steadily.
+    size, n = (32 if name in ("googlenet", "squeezenet1_1", "mobilenet_v2") else 16), 8
     m = _build(name, TRAIN.get(name, {}))
     if name == "lenet5":
         m = models.create("lenet5", num_classes=4, input_size=16)

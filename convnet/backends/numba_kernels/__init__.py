@@ -7,7 +7,7 @@ from __future__ import annotations
 import numba  # noqa: F401  (fail here, cleanly, when numba is missing)
 
 from .activation import relu_backward, relu_forward
-from .depthwise import conv_forward
+from .depthwise import conv_backward, conv_forward
 from .norm import normalize_backward, normalize_forward, scale_shift_forward
 from .pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
 
@@ -15,4 +15,4 @@ __all__: list[str] = []
 __all__ += ["relu_forward", "relu_backward"]
 __all__ += ["normalize_forward", "normalize_backward", "scale_shift_forward"]
 __all__ += ["max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward"]
-__all__ += ["conv_forward"]
+__all__ += ["conv_forward", "conv_backward"]
