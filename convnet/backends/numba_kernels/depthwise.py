@@ -1,11 +1,12 @@
-"""Depthwise 3x3 convolution forward in numba (the backend's ``conv_forward`` for that case).
+"""Depthwise 3x3 convolution in numba: the backend's ``conv_forward`` and ``conv_backward``
+for that case.
 
 Each (n, c) plane is zero-padded into a small buffer of ``stride**2`` flat phase planes with
 rows ``Wq = ceil((W + 2P) / S)`` wide (``phase[a, b][r, m] = x_pad[r*S + a, m*S + b]``). Every
 one of the 9 taps is then one contiguous run of a phase plane, and one pass computes
 ``acc[q] = sum_t w_t * run_t[q]``, which vectorizes; the ``Wq - W'`` extra columns per row are
-computed and dropped. For stride 1 there is one phase: the "rows W+2 wide" layout of
-PERF-NOTES.
+computed and dropped. For stride 1 there is one phase: each padded plane stored with rows
+``W + 2P`` wide.
 
 Measured (``python -m benchmarks.backend_depthwise``, AMD EPYC, float32, batch 128, 1 thread,
 torch / numba): 0.8-0.86 on 32x32 planes (stride 1 and 2), 0.63-0.70 at 16x16 stride 1,
