@@ -32,35 +32,34 @@ def _openblas_libraries() -> list[str]:
     return found
 
 
-def set_blas_threads(n: int) -> bool:
-    """Set OpenBLAS's thread count; returns False when no OpenBLAS is loaded."""
-    ok = False
+def _openblas_functions(action: str) -> list:
+    """``openblas_<action>_num_threads`` of every loaded OpenBLAS (``action``: set or get)."""
+    found = []
     for path in _openblas_libraries():
         try:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
         for sym in _SYMBOLS:
-            fn = getattr(lib, sym, None)
+            fn = getattr(lib, sym.replace("set_num_threads", f"{action}_num_threads"), None)
             if fn is not None:
-                fn(ctypes.c_int(int(n)))
-                ok = True
+                found.append(fn)
                 break
-    return ok
+    return found
+
+
+def set_blas_threads(n: int) -> bool:
+    """Set OpenBLAS's thread count; returns False when no OpenBLAS is loaded."""
+    functions = _openblas_functions("set")
+    for fn in functions:
+        fn(ctypes.c_int(int(n)))
+    return bool(functions)
 
 
 def get_blas_threads() -> int | None:
     """OpenBLAS's current thread count (None when no OpenBLAS is loaded)."""
-    for path in _openblas_libraries():
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for sym in _SYMBOLS:
-            fn = getattr(lib, sym.replace("set_num_threads", "get_num_threads"), None)
-            if fn is not None:
-                return int(fn())
-    return None
+    functions = _openblas_functions("get")
+    return int(functions[0]()) if functions else None
 
 
 def configure(threads: str | None) -> str | None:
