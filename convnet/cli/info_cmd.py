@@ -47,10 +47,14 @@ def run(args) -> int:
           f"({info['cpu']})")
     line = f"backend: {info['backend']} (available: {', '.join(info['available'])})"
     if info["backend"] == "numba":
-        line += (f"; numba {info['numba']}, {info['numba_threads']} threads, cache "
+        line += (f"; numba {info['numba']}, {_threads(info['numba_threads'])}, cache "
                  f"{info['numba_cache']}")
     print(line)
     blas = info["blas"]
     print(f"numpy {info['numpy']} with {blas.get('name') or 'BLAS'} {blas.get('version') or ''}"
-          .rstrip() + (f", {blas['threads']} threads" if blas.get("threads") else ""))
+          .rstrip() + (f", {_threads(blas['threads'])}" if blas.get("threads") else ""))
     return 0
+
+
+def _threads(n: int) -> str:
+    return f"{n} thread" + ("" if n == 1 else "s")
