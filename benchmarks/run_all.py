@@ -31,6 +31,7 @@ BENCHMARKS = {
     "backend_pool": "pooling kernels: numba, NumPy, torch",
     "backend_activation": "ReLU kernels: numba, NumPy, torch",
     "backend_depthwise": "depthwise 3x3 conv: numba, NumPy conv path, torch",
+    "backend_winograd": "Winograd F(2x2,3x3) forward study: stages, im2col path, torch",
 }
 
 
