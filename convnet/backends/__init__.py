@@ -56,7 +56,8 @@ def _load(backend: str) -> SimpleNamespace:
 
         numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
         if "NUMBA_NUM_THREADS" not in os.environ:
-            # One thread unless asked (set_threads, --threads N): idle OpenMP threads spin after
+            # One thread unless asked (set_threads, NUMBA_NUM_THREADS; the CLI's --threads sets
+            # OpenBLAS and the conv workers only): idle OpenMP threads spin after
             # each parallel region and starve convnet's conv workers and OpenBLAS. Measured on
             # 2 cores: LeNet-5 inference at batch 128 took 36 ms with 2 numba threads, 9 ms
             # with 1 (NumPy backend: 9 ms).

@@ -69,10 +69,6 @@ def configure(threads: str | None) -> str | None:
             return None
         cores = os.cpu_count() or 1
         busy = os.getloadavg()[0] >= cores - 0.5
-        if busy:  # compiled kernels' parallel regions spin-wait on busy cores too
-            from ..backends import set_threads
-
-            set_threads(1)
         if cores > 1 and (cores <= 2 or busy) and set_blas_threads(1):
             if busy:
                 return (f"note: the {cores} cores are busy (load {os.getloadavg()[0]:.1f}); using 1 "
@@ -84,9 +80,6 @@ def configure(threads: str | None) -> str | None:
         raise ValueError(f"--threads must be 'auto' or a positive integer, got {threads!r}") from None
     if n < 1:
         raise ValueError(f"--threads must be 'auto' or a positive integer, got {threads!r}")
-    from ..backends import set_threads
-
-    set_threads(n)
     if not set_blas_threads(n):
-        return "note: no OpenBLAS found; --threads sets only the compiled kernels' threads"
+        return "note: no OpenBLAS found; --threads has no effect"
     return None
