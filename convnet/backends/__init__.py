@@ -48,13 +48,7 @@ def _load(backend: str) -> SimpleNamespace:
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "numba":
-        # the cache folder: NUMBA_CACHE_DIR when set (numba reads it when first imported, and
-        # child processes inherit it), else ours; set on numba's config too, which the kernel
-        # modules' decorators read, in case numba was imported before convnet
-        os.environ.setdefault("NUMBA_CACHE_DIR", str(_cache_dir()))
-        import numba
-
-        numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
+        numba = configure_numba()
         if "NUMBA_NUM_THREADS" not in os.environ:
             # One thread unless asked (set_threads, NUMBA_NUM_THREADS; the CLI's --threads sets
             # OpenBLAS and the conv workers only): idle OpenMP threads spin after
@@ -69,6 +63,18 @@ def _load(backend: str) -> SimpleNamespace:
     ns = SimpleNamespace(name=backend, **kernels)
     _cache[backend] = ns
     return ns
+
+
+def configure_numba():
+    """Import numba with its cache in :func:`_cache_dir` (or ``$NUMBA_CACHE_DIR`` when set) and
+    return it. Called before any compiled kernel is decorated (``numba_kernels`` calls it
+    first), so every import order caches in one place, never in the source tree: numba reads
+    the environment variable when first imported, and the decorators read its config."""
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(_cache_dir()))  # child processes inherit it
+    import numba
+
+    numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
+    return numba
 
 
 def available() -> list[str]:

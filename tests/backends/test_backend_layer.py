@@ -102,8 +102,11 @@ def test_compiled_kernels_stay_on_one_thread_unless_asked(restore_backend):
 
 
 def test_cache_stays_out_of_the_tree_when_numba_was_imported_first(tmp_path):
-    code = ("import numba, numpy as np; from convnet import backends; b = backends.use('numba'); "
-            "b.relu_backward(np.ones(4, np.float32), np.ones(4, np.float32)); "
+    # numba first, then a kernel module imported directly (no backends.use): the order that
+    # used to cache next to the source
+    code = ("import numba, numpy as np; "
+            "from convnet.backends.numba_kernels.activation import relu_backward; "
+            "relu_backward(np.ones(4, np.float32), np.ones(4, np.float32)); "
             "print(numba.config.CACHE_DIR)")
     r = _run(code, CONVNET_CACHE=str(tmp_path / "c"), NUMBA_CACHE_DIR=None)
     if "not available" in r.stderr or "No module named 'numba'" in r.stderr:

@@ -4,12 +4,16 @@ compute the same formula, and fall back to the NumPy kernel for the cases they d
 Importing this package imports numba (ImportError when it is not installed)."""
 from __future__ import annotations
 
-import numba  # noqa: F401  (fail here, cleanly, when numba is missing)
+from .. import configure_numba
 
-from .activation import relu_backward, relu_forward
-from .depthwise import conv_backward, conv_forward
-from .norm import normalize_backward, normalize_forward, scale_shift_forward
-from .pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
+configure_numba()  # fails here, cleanly, when numba is missing; sets the cache folder first
+
+from .activation import relu_backward, relu_forward  # noqa: E402 (after the cache set-up)
+from .depthwise import conv_backward, conv_forward  # noqa: E402
+from .norm import normalize_backward, normalize_forward, scale_shift_forward  # noqa: E402
+from .pool import (  # noqa: E402
+    avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward,
+)
 
 __all__: list[str] = []
 __all__ += ["relu_forward", "relu_backward"]
