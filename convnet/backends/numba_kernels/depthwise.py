@@ -25,11 +25,39 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ...kernels.conv import conv_backward as _numpy_conv_backward
 from ...kernels.conv import conv_forward as _numpy_conv_forward
 
-from ...kernels.conv import conv_backward as _numpy_conv_backward
-
 __all__ = ["conv_forward", "conv_backward"]
+
+
+@numba.njit(inline="always", cache=True)
+def _pack_phases(plane, buf, s, p, Hq, Wq):  # pragma: no cover - compiled
+    """Copy one (H, W) plane into its zero-padded phase planes ``buf`` (``s * s`` rows of
+    ``Hq * Wq``): ``buf[a*s + b][r*Wq + m] = x_pad[r*s + a, m*s + b]``. Only the interior is
+    written; the caller keeps the padding zero."""
+    H, W = plane.shape
+    for r in range(H):
+        rp = r + p
+        ri = rp // s
+        if ri >= Hq:           # rows no output reads (stride 2, odd sizes)
+            continue
+        xr = plane[r]
+        a = rp - ri * s
+        if s == 1:             # a literal stride: the copy vectorizes
+            dst = buf[0, ri * Wq + p:]
+            for m in range(W):
+                dst[m] = xr[m]
+            continue
+        # stride 2: column 2m + e goes to phase (e + p) % 2 at m + (e + p) // 2; one pass
+        # over the row in pairs, both phases written together
+        d0 = buf[a * 2 + p % 2, ri * Wq + p // 2:]
+        d1 = buf[a * 2 + (p + 1) % 2, ri * Wq + (p + 1) // 2:]
+        for m in range(W // 2):
+            d0[m] = xr[2 * m]
+            d1[m] = xr[2 * m + 1]
+        if W % 2:
+            d0[W // 2] = xr[W - 1]
 
 
 @numba.njit(parallel=True, cache=True)
@@ -50,27 +78,7 @@ def _depthwise3x3(x, w, y, s, p, n_chunks):  # pragma: no cover - compiled
         for k in range(t * K // n_chunks, (t + 1) * K // n_chunks):
             c = k % C
             buf[:] = 0
-            for r in range(H):
-                rp = r + p
-                ri = rp // s
-                if ri >= Hq:           # rows no output reads (stride 2, odd sizes)
-                    continue
-                xr = x[k, r]
-                a = rp - ri * s
-                if s == 1:             # a literal stride: the copy vectorizes
-                    dst = buf[0, ri * Wq + p:]
-                    for m in range(W):
-                        dst[m] = xr[m]
-                    continue
-                # stride 2: column 2m + e goes to phase (e + p) % 2 at m + (e + p) // 2;
-                # one pass over the row in pairs, both phases written together
-                d0 = buf[a * 2 + p % 2, ri * Wq + p // 2:]
-                d1 = buf[a * 2 + (p + 1) % 2, ri * Wq + (p + 1) // 2:]
-                for m in range(W // 2):
-                    d0[m] = xr[2 * m]
-                    d1[m] = xr[2 * m + 1]
-                if W % 2:
-                    d0[W // 2] = xr[W - 1]
+            _pack_phases(x[k], buf, s, p, Hq, Wq)
             # all 9 taps in one pass over 9 contiguous views of the phase planes, indexed by
             # the range variable (non-negative, so numba adds no wraparound test and LLVM
             # vectorizes); tap (ki, kj) is phase (ki % s, kj % s) shifted by (ki//s, kj//s)
@@ -248,26 +256,7 @@ def _depthwise3x3_grad_weight(g, x, gw, s, p):  # pragma: no cover - compiled
         buf = np.zeros((s * s, Hq * Wq), dtype=x.dtype)  # the padding stays zero
         acc = np.zeros((9, Wo), dtype=np.float64)
         for n in range(N):
-            for r in range(H):
-                rp = r + p
-                ri = rp // s
-                if ri >= Hq:
-                    continue
-                xr = x[n, c, r]
-                a = rp - ri * s
-                if s == 1:
-                    dst = buf[0, ri * Wq + p:]
-                    for m in range(W):
-                        dst[m] = xr[m]
-                    continue
-                # column 2m + e goes to phase (e + p) % 2 at m + (e + p) // 2 (as the forward)
-                d0 = buf[a * 2 + p % 2, ri * Wq + p // 2:]
-                d1 = buf[a * 2 + (p + 1) % 2, ri * Wq + (p + 1) // 2:]
-                for m in range(W // 2):
-                    d0[m] = xr[2 * m]
-                    d1[m] = xr[2 * m + 1]
-                if W % 2:
-                    d0[W // 2] = xr[W - 1]
+            _pack_phases(x[n, c], buf, s, p, Hq, Wq)
             for i in range(Ho):
                 gr = g[n, c, i]
                 for ki in range(3):
