@@ -76,7 +76,8 @@ class Tensor:
         dtype: force a dtype.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_out_index", "__weakref__", "__dict__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_out_index", "_version_box", "_is_view",
+                 "__weakref__", "__dict__")
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operator
     __hash__ = object.__hash__
 
@@ -85,6 +86,8 @@ class Tensor:
         self.grad = None
         self._ctx = None
         self._out_index = 0
+        self._version_box = None
+        self._is_view = False
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -98,6 +101,8 @@ class Tensor:
         t.requires_grad = False
         t._ctx = None
         t._out_index = 0
+        t._version_box = None
+        t._is_view = False
         return t
 
     # ------------------------------------------------------------------ basics
@@ -592,46 +597,195 @@ class Tensor:
             raise IndexError(f"getitem: {e} (tensor shape {self.shape})") from None
 
     def __setitem__(self, idx, value):
-        if self.requires_grad and is_grad_enabled():
-            raise RuntimeError("setitem: in-place assignment into a tensor that requires grad; use no_grad()")
-        self.data[_index_arrays(idx)] = value.data if isinstance(value, Tensor) else value
+        """``self[idx] = value`` in place; differentiable (w.r.t. ``value`` and the elements
+        of ``self`` not overwritten) like torch's ``index_put_``."""
+        idx = _index_arrays(idx)
+        if isinstance(value, Tensor) and value.dtype != self.dtype:
+            value = value.astype(self.dtype)
+        if not self._recording(value):
+            try:
+                self.data[idx] = value.data if isinstance(value, Tensor) else value
+            except (IndexError, ValueError) as e:
+                raise type(e)(f"setitem: {e} (tensor shape {self.shape})") from None
+            self._bump_version()
+            return
+        value = value if isinstance(value, Tensor) else Tensor._make(np.asarray(value, self.dtype))
+        self._inplace("setitem", lambda prev: S.IndexPut.apply(prev, value, idx))
 
-    # --------------------------------------------------------- in-place (data)
-    def zero_(self):
-        self.data[...] = 0
+    # --------------------------------------------------------------- in-place
+    # torch's in-place ops change the tensor's own memory (views see it) and bump its version;
+    # under autograd the tensor takes the op's history (a leaf that requires grad refuses).
+    def _version_ref(self) -> list:
+        """The version counter: a one-element list, shared by a tensor and its views."""
+        box = self._version_box
+        if box is None:
+            box = self._version_box = [0]
+        return box
+
+    @property
+    def _version(self) -> int:
+        """How many in-place changes this tensor's memory has seen (torch's ``_version``)."""
+        return self._version_ref()[0]
+
+    def _bump_version(self) -> None:
+        self._version_ref()[0] += 1
+
+    def _recording(self, *others) -> bool:
+        return is_grad_enabled() and (
+            self.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in others)
+        )
+
+    def _inplace(self, op: str, compute, *others) -> "Tensor":
+        """Store ``compute(self_before)`` (a Tensor of a broadcast-compatible shape and a dtype
+        castable to self's) into self's memory; with autograd on, self takes its history."""
+        if not self._recording(*others):
+            result = compute(self)
+            self._write(op, result)
+            return self
+        if self.requires_grad and self._ctx is None:
+            raise RuntimeError(
+                f"{op}: a leaf Variable that requires grad is being used in an in-place "
+                "operation (wrap parameter updates in `with convnet.no_grad():`)"
+            )
+        result = compute(self._snapshot(copy=False))
+        if result._ctx is not None and "_watch" in result._ctx.__dict__:
+            # The op saved self's memory for its backward: give it a copy that stays as it was.
+            result = compute(self._snapshot(copy=True))
+        self._write(op, result)
+        if result.requires_grad:
+            self._ctx, self._out_index, self.requires_grad = result._ctx, result._out_index, True
         return self
+
+    def _snapshot(self, copy: bool) -> "Tensor":
+        """Self as it is now (same graph node), sharing or copying its memory."""
+        t = Tensor._make(self.data.copy() if copy else self.data)
+        t.requires_grad, t._ctx, t._out_index = self.requires_grad, self._ctx, self._out_index
+        return t
+
+    def _write(self, op: str, result: "Tensor") -> None:
+        if result.shape != self.shape:
+            raise RuntimeError(
+                f"{op}: output with shape {self.shape} doesn't match the broadcast shape "
+                f"{result.shape}"
+            )
+        if result.dtype != self.dtype and not np.can_cast(result.dtype, self.dtype, "same_kind"):
+            raise RuntimeError(
+                f"{op}: result type {result.dtype} can't be cast to the desired output type "
+                f"{self.dtype}"
+            )
+        np.copyto(self.data, result.data, casting="unsafe")
+        self._bump_version()
+
+    def _assign(self, op: str, new) -> "Tensor":
+        new = new if isinstance(new, Tensor) else Tensor._make(np.asarray(new, dtype=self.dtype))
+        if not self._recording(new):
+            try:
+                np.copyto(self.data, np.broadcast_to(new.data, self.shape), casting="unsafe")
+            except ValueError:
+                raise RuntimeError(
+                    f"{op}: source shape {new.shape} cannot be broadcast to {self.shape}"
+                ) from None
+            self._bump_version()
+            return self
+        try:
+            np.broadcast_to(np.empty(new.shape, np.int8), self.shape)
+        except ValueError:
+            raise RuntimeError(f"{op}: source shape {new.shape} cannot be broadcast to {self.shape}") from None
+        return self._inplace(op, lambda prev: E.Assign.apply(prev, new), new)
+
+    def zero_(self):
+        return self._assign("zero_", 0)
 
     def fill_(self, value):
-        self.data[...] = value
-        return self
+        return self._assign("fill_", value)
 
     def copy_(self, src):
-        src = src.data if isinstance(src, Tensor) else np.asarray(src)
-        try:
-            np.copyto(self.data, np.broadcast_to(src, self.shape), casting="unsafe")
-        except ValueError:
-            raise ValueError(f"copy_: source shape {src.shape} does not match {self.shape}") from None
-        return self
+        return self._assign("copy_", src if isinstance(src, Tensor) else np.asarray(src))
 
     def add_(self, other, alpha=1):
-        self.data += alpha * (other.data if isinstance(other, Tensor) else other)
-        return self
+        if alpha != 1:
+            return self._inplace("add_", lambda prev: prev + other * alpha, other)
+        return self._inplace("add_", lambda prev: prev + other, other)
+
+    def sub_(self, other, alpha=1):
+        if alpha != 1:
+            return self._inplace("sub_", lambda prev: prev - other * alpha, other)
+        return self._inplace("sub_", lambda prev: prev - other, other)
 
     def mul_(self, other):
-        self.data *= other.data if isinstance(other, Tensor) else other
-        return self
+        return self._inplace("mul_", lambda prev: prev * other, other)
+
+    def div_(self, other):
+        return self._inplace("div_", lambda prev: prev / other, other)
+
+    def pow_(self, exponent):
+        return self._inplace("pow_", lambda prev: prev ** exponent, exponent)
+
+    def clamp_(self, min=None, max=None):  # noqa: A002 - torch's names
+        return self._inplace("clamp_", lambda prev: prev.clamp(min, max))
+
+    def clamp_min_(self, min):  # noqa: A002
+        return self.clamp_(min=min)
+
+    def clamp_max_(self, max):  # noqa: A002
+        return self.clamp_(max=max)
+
+    def neg_(self):
+        return self._inplace("neg_", lambda prev: -prev)
+
+    def abs_(self):
+        return self._inplace("abs_", lambda prev: prev.abs())
+
+    def exp_(self):
+        return self._inplace("exp_", lambda prev: prev.exp())
+
+    def log_(self):
+        return self._inplace("log_", lambda prev: prev.log())
+
+    def sqrt_(self):
+        return self._inplace("sqrt_", lambda prev: prev.sqrt())
+
+    def sigmoid_(self):
+        return self._inplace("sigmoid_", lambda prev: prev.sigmoid())
+
+    def tanh_(self):
+        return self._inplace("tanh_", lambda prev: prev.tanh())
+
+    def relu_(self):
+        return self._inplace("relu_", lambda prev: prev.relu())
+
+    def addcmul_(self, tensor1, tensor2, value=1):
+        return self._inplace("addcmul_", lambda prev: prev + value * tensor1 * tensor2,
+                             tensor1, tensor2)
+
+    def addcdiv_(self, tensor1, tensor2, value=1):
+        return self._inplace("addcdiv_", lambda prev: prev + value * tensor1 / tensor2,
+                             tensor1, tensor2)
+
+    def lerp_(self, end, weight):
+        return self._inplace("lerp_", lambda prev: prev + weight * (end - prev), end, weight)
+
+    def __iadd__(self, other):
+        return self._inplace("add_", lambda prev: prev + other, other)
+
+    def __isub__(self, other):
+        return self._inplace("sub_", lambda prev: prev - other, other)
+
+    def __imul__(self, other):
+        return self._inplace("mul_", lambda prev: prev * other, other)
+
+    def __itruediv__(self, other):
+        return self._inplace("div_", lambda prev: prev / other, other)
 
     def uniform_(self, a=0.0, b=1.0):
         from .random import generator
 
-        self.data[...] = generator().uniform(a, b, self.shape)
-        return self
+        return self._assign("uniform_", generator().uniform(a, b, self.shape).astype(self.dtype))
 
     def normal_(self, mean=0.0, std=1.0):
         from .random import generator
 
-        self.data[...] = generator().normal(mean, std, self.shape)
-        return self
+        return self._assign("normal_", generator().normal(mean, std, self.shape).astype(self.dtype))
 
     # Torch-style aliases for the Tensor-level functions below
     def softmax(self, dim):

@@ -1,7 +1,8 @@
 """Reverse-mode differentiation: an iterative topological sort, then one pass back.
 
 Each output Tensor points at the Function that made it (``_ctx``); a Function
-points at its input Tensors (``parents``). Backward visits Functions from the
+points at its input Tensors (``parents``) and at the Functions that made them when it was
+recorded (``edges``: an in-place op may give a Tensor a new history afterwards). Backward visits Functions from the
 output towards the leaves, so every Function runs once, after all of its output
 gradients are known. The sort is iterative, so deep networks cannot overflow the
 Python stack.
@@ -29,9 +30,9 @@ def _topological_order(root_fn) -> list:
                 "arrays were freed); call .backward(retain_graph=True) the first time"
             )
         stack.append((fn, True))
-        for p in fn.parents:
-            if p is not None and p._ctx is not None and id(p._ctx) not in visited:
-                stack.append((p._ctx, False))
+        for edge in fn.edges:
+            if edge is not None and id(edge[0]) not in visited:
+                stack.append((edge[0], False))
     order.reverse()
     return order
 
@@ -59,10 +60,13 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
                 t = ref()
                 if t is not None and outs[i] is not None:
                     _store_leaf_grad(t, outs[i], Tensor)
+        watch = fn.__dict__.get("_watch")
+        if watch:
+            _check_versions(fn, watch)
         in_grads = fn.backward(*outs)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
-        for p, g, need in zip(fn.parents, in_grads, fn.needs_input_grad):
+        for p, g, need, edge in zip(fn.parents, in_grads, fn.needs_input_grad, fn.edges):
             if g is None or not need:
                 continue
             if g.shape != p.shape:
@@ -72,19 +76,34 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
                 )
             if g.dtype != p.data.dtype:
                 g = g.astype(p.data.dtype)
-            if p._ctx is None:
+            if edge is None:
                 _store_leaf_grad(p, g, Tensor)
             else:
-                slots = grads.get(id(p._ctx))
+                ctx, index = edge
+                slots = grads.get(id(ctx))
                 if slots is None:
-                    slots = grads[id(p._ctx)] = [None] * p._ctx._n_outputs
-                slots[p._out_index] = _accumulate(slots[p._out_index], g)
+                    slots = grads[id(ctx)] = [None] * ctx._n_outputs
+                slots[index] = _accumulate(slots[index], g)
         if not retain_graph:
             # Free the saved arrays and the links: activations can be reclaimed now.
             n_out = fn._n_outputs
             fn.__dict__.clear()
             fn._n_outputs = n_out
             fn.parents = None
+            fn.edges = None
+
+
+def _check_versions(fn, watch) -> None:
+    """Refuse to differentiate through arrays that an in-place op overwrote after ``fn``
+    saved them (torch's version-counter check)."""
+    for box, version, shape, dtype in watch:
+        if box[0] != version:
+            raise RuntimeError(
+                "backward: one of the variables needed for gradient computation has been "
+                f"modified by an inplace operation: a {dtype} tensor of shape {tuple(shape)} "
+                f"saved by {type(fn).__name__} is at version {box[0]}; expected version "
+                f"{version} instead. Use an out-of-place op (y = y + x) or .clone() it first."
+            )
 
 
 def _store_leaf_grad(t, g: np.ndarray, Tensor) -> None:

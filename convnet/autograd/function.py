@@ -26,7 +26,7 @@ class Function:
     # Not-differentiable outputs (e.g. argmax indices) are listed by index here.
     non_differentiable_outputs: tuple[int, ...] = ()
 
-    __slots__ = ("parents", "needs_input_grad", "__dict__")
+    __slots__ = ("parents", "edges", "needs_input_grad", "__dict__")
 
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -67,8 +67,70 @@ class Function:
             n_out = 1
         if record:
             fn.parents = tuple(a if isinstance(a, Tensor) else None for a in args)
+            # The graph edge of each input as it is now: an in-place op may later give the
+            # same Tensor a new history, and this Function must still reach the old one.
+            fn.edges = tuple(
+                (a._ctx, a._out_index) if isinstance(a, Tensor) and a._ctx is not None else None
+                for a in args
+            )
             fn._n_outputs = n_out
+        outs = results if isinstance(out, tuple) else (results,)
+        _link_versions(fn, args, outs, record)
         return tuple(results) if isinstance(out, tuple) else results
+
+
+def _root(a: np.ndarray):
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def _aliases(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when ``a`` and ``b`` are views of one allocation that overlap in memory."""
+    return a is b or (_root(a) is _root(b) and np.may_share_memory(a, b))
+
+
+def _saved_arrays(fn) -> list:
+    """The arrays a Function kept for backward (attributes, or inside tuples/lists of them)."""
+    found = []
+    for v in fn.__dict__.values():
+        if isinstance(v, np.ndarray):
+            found.append(v)
+        elif isinstance(v, (tuple, list)):
+            found.extend(a for a in v if isinstance(a, np.ndarray))
+    return found
+
+
+def _link_versions(fn, args, outs, record: bool) -> None:
+    """Version bookkeeping, as torch's version counter.
+
+    * An output that shares memory with a Tensor input is a *view* of it: it shares that
+      input's version counter, so an in-place change through either one is seen by both.
+    * When recording, every input or output Tensor whose memory backs an array the Function
+      saved for backward is *watched*: backward checks its version is unchanged, and raises
+      (as torch does) instead of computing a gradient from overwritten values.
+    """
+    from ..tensor import Tensor
+
+    inputs = [a for a in args if isinstance(a, Tensor)]
+    for o in outs:
+        for a in inputs:
+            if _aliases(o.data, a.data):
+                o._version_box = a._version_ref()
+                o._is_view = True
+                break
+    if not record:
+        return
+    saved = _saved_arrays(fn)
+    if not saved:
+        return
+    watch = []
+    for t in inputs + list(outs):
+        if any(_aliases(s, t.data) for s in saved):
+            box = t._version_ref()
+            watch.append((box, box[0], t.shape, t.dtype))
+    if watch:
+        fn._watch = watch
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -9,6 +9,8 @@ with respect to the logits is ``p_ic * sum_c coef_ic - coef_ic``.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..autograd.function import Function
@@ -21,6 +23,21 @@ __all__ = [
 ]
 
 _REDUCTIONS = ("none", "mean", "sum")
+
+
+def _legacy_reduction(size_average, reduce, reduction: str, op: str) -> str:
+    """torch's mapping of the deprecated ``size_average``/``reduce`` flags (either one given
+    overrides ``reduction``): both true (or unset) -> 'mean', ``reduce`` only -> 'sum',
+    ``reduce=False`` -> 'none'. Warns as torch does."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else bool(size_average)
+    reduce = True if reduce is None else bool(reduce)
+    legacy = ("mean" if size_average else "sum") if reduce else "none"
+    warnings.warn(
+        f"{op}: size_average and reduce args will be deprecated, please use "
+        f"reduction='{legacy}' instead.", UserWarning, stacklevel=3)
+    return legacy
 
 
 def _check_reduction(reduction: str, op: str, extra=()) -> None:
@@ -105,6 +122,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     the summed target weights for index targets and by the element count for
     probability targets (as torch).
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction, "cross_entropy")
     _check_reduction(reduction, "cross_entropy")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
@@ -135,6 +153,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
              ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood on log-probabilities: ``loss_n = -w_{y_n} x_{n, y_n}``."""
+    reduction = _legacy_reduction(size_average, reduce, reduction, "nll_loss")
     _check_reduction(reduction, "nll_loss")
     target = target if isinstance(target, Tensor) else Tensor(np.asarray(target))
     x, t, unbatched = _classification_input(input, target, "nll_loss")
@@ -164,6 +183,7 @@ def _check_same_shape(input: Tensor, target: Tensor, op: str) -> None:
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
              reduction: str = "mean") -> Tensor:
     """Mean squared error ``(x - y)^2``."""
+    reduction = _legacy_reduction(size_average, reduce, reduction, "mse_loss")
     _check_reduction(reduction, "mse_loss")
     _check_same_shape(input, target, "mse_loss")
     diff = input - target
@@ -173,6 +193,7 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
 def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
             reduction: str = "mean") -> Tensor:
     """Mean absolute error ``|x - y|``."""
+    reduction = _legacy_reduction(size_average, reduce, reduction, "l1_loss")
     _check_reduction(reduction, "l1_loss")
     _check_same_shape(input, target, "l1_loss")
     return _reduce((input - target).abs(), reduction)
@@ -181,6 +202,7 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
 def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
                    reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """Huber-style loss: ``0.5 d^2 / beta`` if ``|d| < beta`` else ``|d| - 0.5 beta``."""
+    reduction = _legacy_reduction(size_average, reduce, reduction, "smooth_l1_loss")
     _check_reduction(reduction, "smooth_l1_loss")
     _check_same_shape(input, target, "smooth_l1_loss")
     d = input - target
@@ -240,6 +262,7 @@ class _BCE(Function):
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                          size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """``-(y log x + (1 - y) log(1 - x))`` on probabilities ``x`` (logs clamped at -100)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction, "binary_cross_entropy")
     _check_reduction(reduction, "binary_cross_entropy")
     _check_same_shape(input, target, "binary_cross_entropy")
     w = _optional_array(weight, input, "binary_cross_entropy", "weight")
@@ -282,6 +305,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
                                      pos_weight: Tensor | None = None) -> Tensor:
     """Sigmoid + binary cross-entropy in one stable expression:
     ``(1 - y) x + (1 + (pw - 1) y) log(1 + exp(-x))``."""
+    reduction = _legacy_reduction(size_average, reduce, reduction, "binary_cross_entropy_with_logits")
     _check_reduction(reduction, "binary_cross_entropy_with_logits")
     _check_same_shape(input, target, "binary_cross_entropy_with_logits")
 
@@ -295,6 +319,7 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduct
            log_target: bool = False) -> Tensor:
     """Kullback-Leibler divergence with ``input`` as log-probabilities:
     ``y (log y - x)`` (0 where ``y == 0``); 'batchmean' divides the sum by N."""
+    reduction = _legacy_reduction(size_average, reduce, reduction, "kl_div")
     _check_reduction(reduction, "kl_div", extra=("batchmean",))
     _check_same_shape(input, target, "kl_div")
     if log_target:

@@ -221,3 +221,21 @@ class Clone(Function):
 
     def backward(self, g):
         return g
+
+
+class Assign(Function):
+    """``out = broadcast(new)`` in ``old``'s shape and dtype: what ``copy_``/``fill_``/``zero_``
+    leave in a tensor. ``old``'s values are discarded, so its gradient is zero."""
+
+    def forward(self, old, new):
+        self.old_shape, self.new_shape, self.new_dtype = old.shape, np.shape(new), new.dtype
+        out = np.empty_like(old)
+        np.copyto(out, np.broadcast_to(new, old.shape), casting="unsafe")
+        return out
+
+    def backward(self, g):
+        g_old = np.zeros_like(g) if self.needs_input_grad[0] else None
+        g_new = None
+        if self.needs_input_grad[1]:
+            g_new = unbroadcast(g, self.new_shape).astype(self.new_dtype, copy=False)
+        return g_old, g_new

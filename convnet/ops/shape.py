@@ -96,3 +96,24 @@ class Stack(Function):
     def backward(self, g):
         n = g.shape[self.dim]
         return tuple(np.take(g, i, axis=self.dim) for i in range(n))
+
+
+class IndexPut(Function):
+    """``out = a`` with ``out[idx] = value`` (``tensor[idx] = value``): the gradient of ``a`` is
+    ``g`` with the assigned elements zeroed, that of ``value`` is ``g[idx]`` summed back to
+    ``value``'s shape."""
+
+    def forward(self, a, value, idx):
+        self.idx, self.value_shape = idx, np.shape(value)
+        out = a.copy()
+        out[idx] = value
+        return out
+
+    def backward(self, g):
+        ga = gv = None
+        if self.needs_input_grad[0]:
+            ga = g.copy()
+            ga[self.idx] = 0
+        if self.needs_input_grad[1]:
+            gv = unbroadcast(np.asarray(g[self.idx]), self.value_shape)
+        return ga, gv, None

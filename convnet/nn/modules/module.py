@@ -58,10 +58,10 @@ class Module:
             )
         params, mods, bufs = d["_parameters"], d["_modules"], d["_buffers"]
         if isinstance(value, Parameter):
-            self._forget(name)
-            params[name] = value
+            self._forget(name, keep="_parameters")
+            params[name] = value  # re-assigning keeps the slot (children/state_dict order)
         elif isinstance(value, Module):
-            self._forget(name)
+            self._forget(name, keep="_modules")
             mods[name] = value
         elif name in params:
             if value is not None:
@@ -80,10 +80,12 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _forget(self, name: str) -> None:
+    def _forget(self, name: str, keep: str | None = None) -> None:
+        """Drop ``name`` from the attribute dict and from every registry except ``keep``."""
         self.__dict__.pop(name, None)
         for key in ("_parameters", "_modules", "_buffers"):
-            self.__dict__[key].pop(name, None)
+            if key != keep:
+                self.__dict__[key].pop(name, None)
 
     def __getattr__(self, name: str):
         d = self.__dict__
@@ -103,14 +105,14 @@ class Module:
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: {name!r} must be a Parameter or None")
-        self._forget(name)
+        self._forget(name, keep="_parameters")
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """Register a non-learnable tensor saved in ``state_dict`` (unless not persistent)."""
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"register_buffer: {name!r} must be a Tensor or None, got {type(tensor).__name__}")
-        self._forget(name)
+        self._forget(name, keep="_buffers")
         self._buffers[name] = tensor
         if persistent:
             self._non_persistent.discard(name)
@@ -120,7 +122,7 @@ class Module:
     def add_module(self, name: str, module: "Module | None") -> None:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: {name!r} is not a Module")
-        self._forget(name)
+        self._forget(name, keep="_modules")
         self._modules[name] = module
 
     register_module = add_module

@@ -1,0 +1,75 @@
+"""Places where convnet silently differed from torch (issue 14): legacy loss flags, module
+registration order, torchvision's child order. Each compares with torch."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import convnet as cn
+import convnet.functional as F
+from convnet import nn
+
+LEGACY = [(None, None), (True, True), (False, True), (True, False), (False, False),
+          (None, False), (False, None)]
+
+
+@pytest.mark.parametrize("size_average,reduce", LEGACY)
+@pytest.mark.parametrize("name", ["mse_loss", "l1_loss", "smooth_l1_loss", "cross_entropy",
+                                  "nll_loss", "binary_cross_entropy_with_logits", "kl_div"])
+def test_legacy_loss_flags_follow_torch(rng, name, size_average, reduce):
+    x = rng.standard_normal((6, 5))
+    if name in ("cross_entropy", "nll_loss"):
+        t = rng.integers(0, 5, 6)
+        a = np.log(np.exp(x) / np.exp(x).sum(1, keepdims=True)) if name == "nll_loss" else x
+    elif name == "kl_div":
+        a, t = np.log(np.abs(x) + 0.1), rng.random((6, 5))
+    else:
+        a, t = x, rng.random((6, 5))
+    kw = {"size_average": size_average, "reduce": reduce}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = getattr(torch.nn.functional, name)(torch.tensor(a), torch.tensor(t), **kw)
+        got = getattr(F, name)(cn.tensor(a), cn.tensor(t), **kw)
+    assert got.shape == tuple(want.shape)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12)
+
+
+def test_legacy_loss_flags_on_layers_warn_and_map():
+    x, t = np.arange(6.0).reshape(2, 3), np.zeros((2, 3))
+    with pytest.warns(UserWarning, match="reduction='sum'"):
+        loss = nn.MSELoss(size_average=False)
+    assert loss.reduction == "sum"
+    with pytest.warns(UserWarning):
+        assert nn.MSELoss(False).reduction == "sum"  # positional, as torch's signature
+    with pytest.warns(UserWarning):
+        assert nn.CrossEntropyLoss(reduce=False).reduction == "none"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = torch.nn.L1Loss(size_average=False)(torch.tensor(x), torch.tensor(t))
+        got = nn.L1Loss(size_average=False)(cn.tensor(x), cn.tensor(t))
+    assert got.item() == want.item() == 15.0
+
+
+def test_reassigned_submodule_keeps_its_slot():
+    def build(lib):
+        m = lib.nn.Sequential()
+        m.a, m.b, m.c = lib.nn.ReLU(), lib.nn.Linear(2, 3), lib.nn.Tanh()
+        m.b = lib.nn.Linear(2, 4)  # replace in place
+        m.register_buffer("r", lib.zeros(1))
+        m.add_module("a", lib.nn.Sigmoid())
+        m.register_buffer("r", lib.ones(1))
+        return m
+
+    ours, theirs = build(cn), build(torch)
+    assert [n for n, _ in ours.named_children()] == [n for n, _ in theirs.named_children()]
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert [type(c).__name__ for c in ours.children()] == ["Sigmoid", "Linear", "Tanh"]
+
+
+def test_resnet_children_in_torchvision_order():
+    from convnet import models
+
+    names = [n for n, _ in models.create("resnet18", 10, 3).named_children()]
+    assert names == ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4",
+                     "avgpool", "fc"]
