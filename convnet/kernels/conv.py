@@ -1,4 +1,67 @@
-"""N-d convolution kernels (cross-correlation) on NumPy arrays, forward and backward.
+"""N-d convolution kernels (cross-correlation) on NumPy arrays, forward and backward: fast paths.
+
+The definition is :mod:`convnet.kernels.conv_reference` (pad + im2col + one GEMM per group, and
+its backward, in ~150 readable lines; read it first). This file computes the same numbers
+(``tests/conv/test_conv_reference.py`` checks it to 1e-12 in float64) through the special paths
+below, kept because they measurably matter on the NumPy backend. Times: batch 128, one thread,
+unless said; tests are under ``tests/conv/``.
+
+==========================  ==================================  ====================================
+path (function)             condition                           why (measured) -> test
+==========================  ==================================  ====================================
+pointwise GEMM              1x1 kernel, no padding              im2col would only copy the input:
+(``conv_forward``,          (a stride subsamples the input      ``w @ x`` per image and group
+``_pointwise_backward``)    first)                              -> test_conv_reference (1x1 draws)
+pointwise, batch folded     1x1, fewer than ``_SMALL_PLANE``    thin per-image GEMMs: 512->512 at
+(``_pointwise_folded``)     = 16 output pixels                  2x2 ran 2.4x slower per image
+                                                                -> test_conv_oracle::
+                                                                test_pointwise_small_planes_fold...
+pointwise weight gradient   1x1, at least                       no layout copies: 24->24 at 28x28
+per image                   ``_PW_PER_IMAGE_MIN`` = 32 pixels   2.2 ms against 5.4 ms folded
+flat-shift packing          extended grid <= 2x the real        NumPy pays per innermost loop and
+(``conv_flat.FlatPlan``)    outputs (``make_plan``), else the   window rows are 8-32 pixels; here
+                            classic exact im2col                every tap is one contiguous run
+                                                                per plane -> test_kernels::
+                                                                test_both_layouts_match_torch
+packing per chunk           stride > 1 (phase split)            packed images still in cache for
+(``_gemm_forward``)                                             im2col: 7-17% on ResNet-20's
+                                                                strided layers, ~30% on strided
+                                                                depthwise -> test_parallel_chunks::
+                                                                test_strided_forward_packs_each...
+input gradient by phases    flat layout and (stride > 1 or      one GEMM per stride phase written
+(``_input_grad_phases``)    depthwise)                          in place: no col2im scatter
+                                                                -> test_kernels::
+                                                                test_phase_input_gradient
+input gradient as a conv    stride 1, not depthwise, C_in >=    a GEMM with a long inner dimension
+(``_conv_input_grad_        16, ``g`` is the full output,       (C_out K) and no col2im
+stride1``)                  D (K - 1) >= every pad              -> test_conv_reference::
+                                                                test_fast_wide_and_chunked...
+GEMM + col2im               every other input gradient          the reference's own method
+(``_gemm_backward``)
+per-tap weight gradient     flat layout, stride 1, groups 1,    no im2col: 16->16 at 28x28 6.1 ms
+(``_grad_weight_taps``)     C_in C_out <= 512, finite input     against 11.4; 6->16 at 14x14 0.8
+                            (``_TAPS_MAX_CHANNELS``)            against 1.6 (64->64 at 16x16 loses:
+                                                                41 against 35) -> test_kernels::
+                                                                test_stride1_weight_gradient_paths*
+weight gradient GEMM        always (when not per tap): larger   OpenBLAS 1.2-1.7x faster that way
+(``_grad_weight_gemm``)     of C_out/G and C_in K / G as rows   (16 x 144 over 5,040 pixels: 0.33
+                                                                against 0.57 ms)
+batch chunks                always: ``CHUNK_BYTES`` = 3 MiB of  patch matrix stays in L3 between
+(``_chunk``, ``_scratch``)  patch matrix per chunk; buffers     copy and GEMM; peak memory below
+                            reused between calls                torch's on a ResNet-20 3x3 layer
+                                                                -> test_kernels::
+                                                                test_chunked_batches_match_torch
+chunk workers               OpenBLAS threads > 1 and not        no BLAS barrier per small GEMM:
+(``parallel._run_chunks``)  ``CONVNET_CONV_WORKERS=0``          ResNet-20 training step 690-760 ms
+                                                                against 1,385 (2 idle cores); 0.54
+                                                                s against 15 s on busy cores
+                                                                (batch 64)
+                                                                -> test_parallel_chunks
+depthwise                   ``C_in/G == 1``: no path of its     batched GEMVs; the input gradient
+                            own here (the numba backend has     goes by phases (above)
+                            one for 3x3)                        -> test_kernels::
+                                                                test_phase_input_gradient
+==========================  ==================================  ====================================
 
 Shapes (``d`` = 1, 2 or 3 spatial axes, ``G`` groups)::
 
