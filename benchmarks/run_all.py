@@ -32,6 +32,7 @@ BENCHMARKS = {
     "backend_activation": "ReLU kernels: numba, NumPy, torch",
     "backend_depthwise": "depthwise 3x3 conv: numba, NumPy conv path, torch",
     "backend_winograd": "Winograd F(2x2,3x3) forward study: stages, im2col path, torch",
+    "backend_global_optim": "global avg pooling kernels, SGD/Adam steps: numba, NumPy, torch",
 }
 
 

@@ -1,10 +1,9 @@
 """Adam and AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019)."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from .. import backends
 from .optimizer import Optimizer
 
 
@@ -24,31 +23,23 @@ class Adam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, maximize=maximize))
 
+    _update_negates = True  # the kernel applies maximize: no negated copy of the gradient
+
     def _update(self, p, grad, state, group):
-        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         if not state:
             state["step"] = 0
             state["exp_avg"] = np.zeros_like(p.data)
             state["exp_avg_sq"] = np.zeros_like(p.data)
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = np.zeros_like(p.data)
-        if wd:
-            if self._decoupled:
-                p.data *= 1 - lr * wd
-            else:
-                grad = grad + wd * p.data
         state["step"] += 1
-        t = state["step"]
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m += (1 - b1) * (grad - m)  # == b1 m + (1 - b1) g, in place
-        v *= b2
-        v += (1 - b2) * grad * grad
-        bc1, bc2 = 1 - b1**t, 1 - b2**t
-        if group["amsgrad"]:
-            np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-            v = state["max_exp_avg_sq"]
-        denom = np.sqrt(v) / math.sqrt(bc2) + eps
-        p.data -= (lr / bc1) * m / denom
+        b1, b2 = group["betas"]
+        # one fused in-place pass on the numba backend; the NumPy reference otherwise
+        backends.get().adam_update(
+            p.data, grad, state["exp_avg"], state["exp_avg_sq"],
+            state.get("max_exp_avg_sq") if group["amsgrad"] else None, state["step"],
+            group["lr"], b1, b2, group["eps"], group["weight_decay"], self._decoupled,
+            group.get("maximize", False))
 
 
 class AdamW(Adam):

@@ -69,10 +69,14 @@ class Optimizer:
                 grad = p.grad.data
                 if grad.dtype != p.data.dtype:
                     grad = grad.astype(p.data.dtype)
-                if group.get("maximize", False):
+                if group.get("maximize", False) and not self._update_negates:
                     grad = -grad
                 self._update(p, grad, self.state.setdefault(id(p), {}), group)
         return loss
+
+    #: True where ``_update`` applies ``maximize`` itself (a fused kernel), so step() does not
+    #: make a negated copy of the gradient
+    _update_negates = False
 
     def _update(self, p: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:  # pragma: no cover
         raise NotImplementedError

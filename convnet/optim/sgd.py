@@ -1,8 +1,7 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay."""
 from __future__ import annotations
 
-import numpy as np
-
+from .. import backends
 from .optimizer import Optimizer
 
 
@@ -22,16 +21,13 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
 
+    _update_negates = True  # the kernel applies maximize: no negated copy of the gradient
+
     def _update(self, p, grad, state, group):
-        wd, mu = group["weight_decay"], group["momentum"]
-        if wd:
-            grad = grad + wd * p.data
-        if mu:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = np.array(grad, dtype=p.data.dtype)
-            else:
-                buf *= mu
-                buf += (1 - group["dampening"]) * grad
-            grad = grad + mu * buf if group["nesterov"] else buf
-        p.data -= group["lr"] * grad
+        # one fused in-place pass on the numba backend; the NumPy reference otherwise
+        buf = backends.get().sgd_update(
+            p.data, grad, state.get("momentum_buffer"), group["lr"], group["momentum"],
+            group["dampening"], group["weight_decay"], group["nesterov"],
+            group.get("maximize", False))
+        if buf is not None:
+            state["momentum_buffer"] = buf
