@@ -32,7 +32,7 @@ def torch_lenet(cmodel):
         torch.nn.Conv2d(6, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
         torch.nn.Linear(400, 120), torch.nn.ReLU(), torch.nn.Linear(120, 84), torch.nn.ReLU(),
         torch.nn.Linear(84, 10))
-    src = [p.data for p in cmodel.parameters()]
+    src = [p.numpy() for p in cmodel.parameters()]
     with torch.no_grad():
         for p, s in zip(t.parameters(), src):
             p.copy_(torch.from_numpy(s))

@@ -152,7 +152,7 @@ def stack(tensors, dim: int = 0) -> Tensor:
 
 def where(condition, input, other) -> Tensor:  # noqa: A002 - torch's names
     """Elements of ``input`` where ``condition`` holds, else of ``other``."""
-    cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
     a = input if isinstance(input, Tensor) else None
     b = other if isinstance(other, Tensor) else None
     ref = a if a is not None else b
@@ -171,12 +171,12 @@ def where(condition, input, other) -> Tensor:  # noqa: A002 - torch's names
 
 def maximum(a: Tensor, b) -> Tensor:
     b = a._operand(b)
-    return where(a.data >= b.data, a, b)
+    return where(a._data >= b._data, a, b)
 
 
 def minimum(a: Tensor, b) -> Tensor:
     b = a._operand(b)
-    return where(a.data <= b.data, a, b)
+    return where(a._data <= b._data, a, b)
 
 
 # Tensor-level aliases of the methods

@@ -89,7 +89,7 @@ def apply(image, kern, flip: bool = False, padding_mode: str = "reflect") -> np.
         raise ValueError(f"filters.apply: kernel must be 2-D with odd sides, got shape {k.shape}")
     if flip:
         k = k[::-1, ::-1]  # true convolution: the kernel rotated by 180 degrees
-    arr = image.data if isinstance(image, Tensor) else np.asarray(image)
+    arr = image._data if isinstance(image, Tensor) else np.asarray(image)
     if arr.ndim not in (2, 3, 4):
         raise ValueError(
             f"filters.apply: image must be (H, W), (C, H, W) or (N, C, H, W), got {arr.shape}")

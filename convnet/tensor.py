@@ -1,7 +1,8 @@
 """``Tensor``: an n-dimensional array that records the operations applied to it so
 that ``backward()`` can compute gradients (reverse-mode automatic differentiation).
 
-Data live in a NumPy array (``.data``). Operations on tensors that require grad
+Data live in a NumPy array (``._data``; users reach it with ``.numpy()``, and ``.data`` is
+torch's: a Tensor sharing the memory, without history). Operations on tensors that require grad
 create ``Function`` nodes (see ``convnet.autograd``); leaves collect gradients in
 ``.grad``. Names and semantics follow PyTorch.
 """
@@ -56,9 +57,9 @@ def _default_dtype(arr: np.ndarray, keep_float64: bool) -> np.dtype:
 def _to_array(data, dtype=None, copy=True) -> np.ndarray:
     keep64 = isinstance(data, (np.ndarray, np.generic, Tensor))
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     elif isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in data):
-        data = [x.data if isinstance(x, Tensor) else x for x in data]
+        data = [x._data if isinstance(x, Tensor) else x for x in data]
     arr = np.array(data, copy=copy) if copy else np.asarray(data)
     target = as_dtype(dtype) if dtype is not None else _default_dtype(arr, keep64)
     if arr.dtype != target:
@@ -76,13 +77,13 @@ class Tensor:
         dtype: force a dtype.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_out_index", "_version_box", "_is_view",
+    __slots__ = ("_data", "grad", "requires_grad", "_ctx", "_out_index", "_version_box", "_is_view",
                  "__weakref__", "__dict__")
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operator
     __hash__ = object.__hash__
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
-        self.data = _to_array(data, dtype, copy=False)
+        self._data = _to_array(data, dtype, copy=False)
         self.grad = None
         self._ctx = None
         self._out_index = 0
@@ -96,7 +97,7 @@ class Tensor:
     def _make(cls, array) -> "Tensor":
         """Wrap an ndarray without copying or dtype conversion (no grad)."""
         t = object.__new__(Tensor)
-        t.data = array if isinstance(array, np.ndarray) else np.asarray(array)
+        t._data = array if isinstance(array, np.ndarray) else np.asarray(array)
         t.grad = None
         t.requires_grad = False
         t._ctx = None
@@ -107,16 +108,32 @@ class Tensor:
 
     # ------------------------------------------------------------------ basics
     @property
+    def data(self) -> "Tensor":
+        """torch's ``.data``: a Tensor sharing this one's memory, with no history and
+        ``requires_grad=False``; changes through it are not seen by autograd (its version
+        counter is its own). ``.numpy()`` gives the NumPy array."""
+        return Tensor._make(self._data)
+
+    @data.setter
+    def data(self, value) -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(
+                f"data: assigned data must be a Tensor, got {type(value).__name__} "
+                "(wrap arrays with convnet.tensor(...))"
+            )
+        self._data = value._data
+
+    @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def is_leaf(self) -> bool:
@@ -133,7 +150,7 @@ class Tensor:
         return self.ndim
 
     def numel(self) -> int:
-        return int(self.data.size)
+        return int(self._data.size)
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -145,7 +162,7 @@ class Tensor:
             yield self[i]
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4)
+        body = np.array2string(self._data, separator=", ", prefix="tensor(", precision=4)
         extra = ""
         if self.dtype not in (float32, int64, bool_):
             extra += f", dtype={self.dtype}"
@@ -156,22 +173,22 @@ class Tensor:
         return f"tensor({body}{extra})"
 
     def __array__(self, dtype=None, copy=None):
-        arr = self.data
+        arr = self._data
         if dtype is not None and arr.dtype != dtype:
             return arr.astype(dtype)
         return arr.copy() if copy else arr
 
     def numpy(self) -> np.ndarray:
         """The underlying array (shared memory, like ``torch.Tensor.numpy``)."""
-        return self.data
+        return self._data
 
     def item(self):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"item: only one-element tensors can be converted, got shape {self.shape}")
-        return self.data.reshape(()).item()
+        return self._data.reshape(()).item()
 
     def tolist(self):
-        return self.data.tolist()
+        return self._data.tolist()
 
     def __float__(self):
         return float(self.item())
@@ -180,14 +197,14 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(
                 f"the truth value of a tensor of shape {self.shape} is ambiguous; use .any() or .all()"
             )
         return bool(self.item())
 
     def __index__(self):
-        if self.dtype.kind not in "iu" or self.data.size != 1:
+        if self.dtype.kind not in "iu" or self._data.size != 1:
             raise TypeError("only integer tensors of one element can be used as an index")
         return int(self.item())
 
@@ -199,8 +216,10 @@ class Tensor:
         return self
 
     def detach(self) -> "Tensor":
-        """A tensor sharing the data, cut from the graph."""
-        return Tensor._make(self.data)
+        """A tensor sharing the data (and, as torch, the version counter), cut from the graph."""
+        t = Tensor._make(self._data)
+        t._version_box = self._version_ref()
+        return t
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` for this non-leaf tensor after backward."""
@@ -221,14 +240,14 @@ class Tensor:
                 "(no input of the computation had requires_grad=True, or it ran under no_grad)"
             )
         if gradient is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(
                     f"backward: grad can be implicitly created only for one-element outputs; "
                     f"this tensor has shape {self.shape}: pass gradient= of that shape"
                 )
             g = np.ones(self.shape, dtype=self.dtype)
         else:
-            g = gradient.data if isinstance(gradient, Tensor) else np.asarray(gradient)
+            g = gradient._data if isinstance(gradient, Tensor) else np.asarray(gradient)
             if g.shape != self.shape:
                 raise ValueError(f"backward: gradient has shape {g.shape} but the tensor has shape {self.shape}")
             g = g.astype(self.dtype, copy=False)
@@ -241,7 +260,7 @@ class Tensor:
             return self
         if self.requires_grad and dtype.kind == "f":
             return E.Cast.apply(self, dtype)
-        return Tensor._make(self.data.astype(dtype))
+        return Tensor._make(self._data.astype(dtype))
 
     to = astype
 
@@ -300,9 +319,9 @@ class Tensor:
         # Match torch's promotion: an integer/bool tensor meeting a float tensor takes its dtype.
         ka, kb = a.dtype.kind, b.dtype.kind
         if ka == "f" and kb != "f":
-            b = Tensor._make(b.data.astype(a.dtype))
+            b = Tensor._make(b._data.astype(a.dtype))
         elif kb == "f" and ka != "f":
-            a = Tensor._make(a.data.astype(b.dtype))
+            a = Tensor._make(a._data.astype(b.dtype))
         return fn.apply(a, b)
 
     def __add__(self, other):
@@ -358,9 +377,9 @@ class Tensor:
         return matmul(self._operand(other), self)
 
     def _compare(self, other, ufunc) -> "Tensor":
-        o = other.data if isinstance(other, Tensor) else other
+        o = other._data if isinstance(other, Tensor) else other
         try:
-            return Tensor._make(np.asarray(ufunc(self.data, o)))
+            return Tensor._make(np.asarray(ufunc(self._data, o)))
         except ValueError:
             raise ValueError(
                 f"{ufunc.__name__}: shapes {self.shape} and {np.shape(o)} cannot be broadcast together"
@@ -385,7 +404,7 @@ class Tensor:
         return self._compare(other, np.greater_equal)
 
     def __invert__(self):
-        return Tensor._make(~self.data)
+        return Tensor._make(~self._data)
 
     def __and__(self, other):
         return self._compare(other, np.logical_and)
@@ -397,10 +416,10 @@ class Tensor:
         return self == other
 
     def any(self):
-        return Tensor._make(np.asarray(self.data.any()))
+        return Tensor._make(np.asarray(self._data.any()))
 
     def all(self):
-        return Tensor._make(np.asarray(self.data.all()))
+        return Tensor._make(np.asarray(self._data.all()))
 
     # ------------------------------------------------------------- elementwise
     def exp(self):
@@ -414,6 +433,8 @@ class Tensor:
 
     def abs(self):
         return E.Abs.apply(self)
+
+    __abs__ = abs
 
     def pow(self, exponent):
         return self ** exponent
@@ -431,7 +452,7 @@ class Tensor:
 
     def logsumexp(self, dim, keepdim: bool = False):
         """``log(sum(exp(x), dim))`` computed stably (max-shifted)."""
-        m = Tensor._make(self.data.max(axis=dim, keepdims=True))
+        m = Tensor._make(self._data.max(axis=dim, keepdims=True))
         out = (self - m).exp().sum(dim, keepdim=True).log() + m
         return out if keepdim else out.squeeze(dim)
 
@@ -480,7 +501,7 @@ class Tensor:
         return R.Var.apply(self, self._axes(dim, "std"), corr, keepdim, True)
 
     def _max_min(self, dim, keepdim, use_min, op):
-        if self.data.size == 0:
+        if self._data.size == 0:
             raise ValueError(f"{op}: empty tensor of shape {self.shape}")
         if dim is None:
             return R.MaxAll.apply(self, use_min)
@@ -496,16 +517,16 @@ class Tensor:
 
     def argmax(self, dim=None, keepdim: bool = False):
         if dim is None:
-            return Tensor._make(np.asarray(self.data.argmax(), dtype=np.int64))
+            return Tensor._make(np.asarray(self._data.argmax(), dtype=np.int64))
         (d,) = self._axes(dim, "argmax")
-        idx = self.data.argmax(axis=d)
+        idx = self._data.argmax(axis=d)
         return Tensor._make((np.expand_dims(idx, d) if keepdim else idx).astype(np.int64))
 
     def argmin(self, dim=None, keepdim: bool = False):
         if dim is None:
-            return Tensor._make(np.asarray(self.data.argmin(), dtype=np.int64))
+            return Tensor._make(np.asarray(self._data.argmin(), dtype=np.int64))
         (d,) = self._axes(dim, "argmin")
-        idx = self.data.argmin(axis=d)
+        idx = self._data.argmin(axis=d)
         return Tensor._make((np.expand_dims(idx, d) if keepdim else idx).astype(np.int64))
 
     # ------------------------------------------------------------------ shape
@@ -604,7 +625,7 @@ class Tensor:
             value = value.astype(self.dtype)
         if not self._recording(value):
             try:
-                self.data[idx] = value.data if isinstance(value, Tensor) else value
+                self._data[idx] = value._data if isinstance(value, Tensor) else value
             except (IndexError, ValueError) as e:
                 raise type(e)(f"setitem: {e} (tensor shape {self.shape})") from None
             self._bump_version()
@@ -658,7 +679,7 @@ class Tensor:
 
     def _snapshot(self, copy: bool) -> "Tensor":
         """Self as it is now (same graph node), sharing or copying its memory."""
-        t = Tensor._make(self.data.copy() if copy else self.data)
+        t = Tensor._make(self._data.copy() if copy else self._data)
         t.requires_grad, t._ctx, t._out_index = self.requires_grad, self._ctx, self._out_index
         return t
 
@@ -673,14 +694,14 @@ class Tensor:
                 f"{op}: result type {result.dtype} can't be cast to the desired output type "
                 f"{self.dtype}"
             )
-        np.copyto(self.data, result.data, casting="unsafe")
+        np.copyto(self._data, result._data, casting="unsafe")
         self._bump_version()
 
     def _assign(self, op: str, new) -> "Tensor":
         new = new if isinstance(new, Tensor) else Tensor._make(np.asarray(new, dtype=self.dtype))
         if not self._recording(new):
             try:
-                np.copyto(self.data, np.broadcast_to(new.data, self.shape), casting="unsafe")
+                np.copyto(self._data, np.broadcast_to(new._data, self.shape), casting="unsafe")
             except ValueError:
                 raise RuntimeError(
                     f"{op}: source shape {new.shape} cannot be broadcast to {self.shape}"
@@ -833,9 +854,9 @@ def _check_reshape(old, new, op: str) -> None:
 
 def _index_arrays(idx):
     if isinstance(idx, Tensor):
-        return idx.data
+        return idx._data
     if isinstance(idx, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in idx)
+        return tuple(i._data if isinstance(i, Tensor) else i for i in idx)
     if isinstance(idx, list):
         return np.asarray(idx)
     return idx

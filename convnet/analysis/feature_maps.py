@@ -62,7 +62,7 @@ def feature_maps(model, x, layers: Sequence[str] | None = None) -> "OrderedDict[
                 while key in maps:  # a module called twice gets name#2, name#3, ...
                     i += 1
                     key = f"{name}#{i}"
-                maps[key] = out.data.copy()
+                maps[key] = out._data.copy()
         return hook
 
     for n, m in targets:
@@ -90,4 +90,4 @@ def layer_filters(model, layer) -> np.ndarray:
         raise ValueError(
             f"layer_filters: layer {layer!r} ({type(m).__name__}) has no convolution weight"
         )
-    return w.data.copy()
+    return w._data.copy()

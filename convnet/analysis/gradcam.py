@@ -114,7 +114,7 @@ def _scores_backward(model, x: Tensor, target, layer_module=None):
     if scores.ndim != 2:
         raise ValueError(
             f"grad_cam: the model must output (N, classes) scores, got {tuple(scores.shape)}")
-    t = _targets(scores.data, target)
+    t = _targets(scores._data, target)
     onehot = np.zeros(scores.shape, dtype=scores.dtype)
     onehot[np.arange(len(t)), t] = 1
     scores.backward(onehot)
@@ -139,7 +139,7 @@ def grad_cam(model, x, layer, target=None, upsample: str = "field") -> np.ndarra
     """
     x = as_input(x)
     if x.ndim == 3:
-        x = Tensor._make(x.data[None])
+        x = Tensor._make(x._data[None])
     if x.ndim != 4:
         raise ValueError(f"grad_cam: input must be (N, C, H, W), got {tuple(x.shape)}")
     module = resolve_layer(model, layer)
@@ -157,15 +157,15 @@ def grad_cam(model, x, layer, target=None, upsample: str = "field") -> np.ndarra
     if act.ndim != 4:
         raise ValueError(
             f"grad_cam: layer {layer!r} output has shape {tuple(act.shape)}; pick a conv layer")
-    grad = act.grad.data if act.grad is not None else np.zeros_like(act.data)
+    grad = act.grad._data if act.grad is not None else np.zeros_like(act._data)
     alpha = grad.mean(axis=(2, 3), keepdims=True)  # (N, K, 1, 1)
-    cam = np.maximum((alpha * act.data).sum(axis=1), 0)
+    cam = np.maximum((alpha * act._data).sum(axis=1), 0)
     if upsample == "field":
         from .receptive_field import trace_geometry
 
         # where the layer's units sit on the input grid (one traced pass on one sample)
         with _EvalMode(model):
-            calls, _ = trace_geometry(model, Tensor._make(x.data[:1]))
+            calls, _ = trace_geometry(model, Tensor._make(x._data[:1]))
         info = next((c.field for c in calls if c.module is module), None)
         if info is None or info.global_:
             raise ValueError(f"grad_cam: cannot place layer {layer!r} on the input grid")
@@ -179,7 +179,7 @@ def saliency_map(model, x, target=None) -> np.ndarray:
     """Gradient saliency ``max_c |d score_target / d x_c|`` as ``(N, H, W)`` in ``[0, 1]``."""
     x = as_input(x)
     if x.ndim == 3:
-        x = Tensor._make(x.data[None])
+        x = Tensor._make(x._data[None])
     x = x.detach()
     x.requires_grad = True
     old = [(p, p.grad) for p in model.parameters()]
@@ -188,4 +188,4 @@ def saliency_map(model, x, target=None) -> np.ndarray:
     finally:
         for p, g in old:
             p.grad = g
-    return normalize_maps(np.abs(x.grad.data).max(axis=1))
+    return normalize_maps(np.abs(x.grad._data).max(axis=1))

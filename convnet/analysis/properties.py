@@ -32,12 +32,12 @@ __all__ = [
 def _run(f, arr: np.ndarray) -> np.ndarray:
     with no_grad():
         out = f(Tensor._make(np.ascontiguousarray(arr)))
-    return out.data if isinstance(out, Tensor) else np.asarray(out)
+    return out._data if isinstance(out, Tensor) else np.asarray(out)
 
 
 def _input(x, input_shape, dtype=np.float64) -> np.ndarray:
     if x is not None:
-        arr = x.data if isinstance(x, Tensor) else np.asarray(x, dtype=dtype)
+        arr = x._data if isinstance(x, Tensor) else np.asarray(x, dtype=dtype)
         return arr if arr.ndim == 4 else arr[None]
     if input_shape is None:
         input_shape = (1, 3, 32, 32)

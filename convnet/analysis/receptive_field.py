@@ -376,8 +376,8 @@ def _subsampling(ins: list, t: Tensor) -> tuple | None:
         steps.append(s)
     if src.shape[1] != t.shape[1]:
         return None
-    view = src.data[(slice(None), slice(None), *(slice(None, None, s) for s in steps))]
-    return tuple(steps) if view.shape == t.data.shape and np.array_equal(view, t.data) else None
+    view = src._data[(slice(None), slice(None), *(slice(None, None, s) for s in steps))]
+    return tuple(steps) if view.shape == t._data.shape and np.array_equal(view, t._data) else None
 
 
 def _as_result(size: tuple):
@@ -429,17 +429,17 @@ def _positive_copy(model):
     for name, p in m.named_parameters():
         leaf = name.rsplit(".", 1)[-1]
         if p.ndim >= 2:
-            p.data[...] = 1.0 / max(int(np.prod(p.shape[1:])), 1)
+            p._data[...] = 1.0 / max(int(np.prod(p.shape[1:])), 1)
         elif leaf == "weight":
-            p.data[...] = 1.0
+            p._data[...] = 1.0
         else:
-            p.data[...] = 0.0
+            p._data[...] = 0.0
     for name, b in m.named_buffers():
         leaf = name.rsplit(".", 1)[-1]
         if leaf == "running_var":
-            b.data[...] = 1.0
+            b._data[...] = 1.0
         elif leaf == "running_mean":
-            b.data[...] = 0.0
+            b._data[...] = 0.0
     return m
 
 
@@ -500,7 +500,7 @@ def empirical_receptive_field(
         g = np.zeros(y.shape, dtype=y.dtype)
         g[(0, 0, *unit)] = 1.0
         y.backward(g)
-        nz = np.abs(x.grad.data[0]).sum(axis=0) != 0
+        nz = np.abs(x.grad._data[0]).sum(axis=0) != 0
     else:
         from ..autograd.grad_mode import no_grad
 
@@ -509,14 +509,14 @@ def empirical_receptive_field(
         with no_grad():
             y0 = run(x)
             unit = tuple(s // 2 for s in y0.shape[2:]) if unit is None else tuple(unit)
-            ref = y0.data[(0, 0, *unit)]
+            ref = y0._data[(0, 0, *unit)]
             changed = np.zeros(npix, dtype=bool)
             for lo in range(0, npix, chunk):  # chunks of one-pixel perturbations
                 idx = np.arange(lo, min(lo + chunk, npix))
                 batch = np.ones((len(idx), shape[0], npix), dtype=np.float64)
                 batch[np.arange(len(idx)), :, idx] = 2.0
                 yb = run(Tensor._make(batch.reshape(len(idx), *shape)))
-                changed[idx] = yb.data[(slice(None), 0, *unit)] != ref
+                changed[idx] = yb._data[(slice(None), 0, *unit)] != ref
         nz = changed.reshape(spatial)
     if not nz.any():
         raise ValueError("empirical_receptive_field: the chosen unit does not depend on the input")

@@ -83,8 +83,8 @@ def style_transfer(
     if not content_layers and not style_layers:
         raise ValueError("style_transfer: give at least one of content_layers / style_layers")
     c_img, s_img = as_input(content), as_input(style)
-    c_arr = c_img.data if c_img.ndim == 4 else c_img.data[None]
-    s_arr = s_img.data if s_img.ndim == 4 else s_img.data[None]
+    c_arr = c_img._data if c_img.ndim == 4 else c_img._data[None]
+    s_arr = s_img._data if s_img.ndim == 4 else s_img._data[None]
     if c_arr.shape[1] != s_arr.shape[1]:
         raise ValueError(
             f"style_transfer: content has {c_arr.shape[1]} channels but style has {s_arr.shape[1]}"
@@ -99,9 +99,9 @@ def style_transfer(
     try:
         with no_grad():
             features(Tensor._make(c_arr))
-            c_targets = {n: store[n].data.copy() for n in content_layers}
+            c_targets = {n: store[n]._data.copy() for n in content_layers}
             features(Tensor._make(s_arr))
-            s_targets = {n: gram_matrix(store[n]).data.mean(axis=0) for n in style_layers}
+            s_targets = {n: gram_matrix(store[n])._data.mean(axis=0) for n in style_layers}
         if init == "content":
             start = c_arr.copy()
         elif init == "noise":
@@ -128,10 +128,10 @@ def style_transfer(
             loss.backward()
             opt.step()
             if clamp is not None:
-                np.clip(img.data, clamp[0], clamp[1], out=img.data)
+                np.clip(img._data, clamp[0], clamp[1], out=img._data)
             if callback is not None:
                 callback(step, float(loss.item()))
-        return img.data.copy()
+        return img._data.copy()
     finally:
         for h in handles:
             h.remove()

@@ -224,11 +224,11 @@ def summary(
             start=_as_result(f.start) if spatial else None,
         ))
         if first is not None:
-            activation_bytes += first.data.nbytes
+            activation_bytes += first._data.nbytes
     all_params = list(model.parameters())
     total = sum(int(np.prod(p.shape)) for p in all_params)
     trainable = sum(int(np.prod(p.shape)) for p in all_params if p.requires_grad)
-    param_bytes = sum(p.data.nbytes for p in all_params)
+    param_bytes = sum(p._data.nbytes for p in all_params)
     if out_field is not None and not out_field.global_:
         rf = _as_result(out_field.size)
     else:
@@ -239,7 +239,7 @@ def summary(
         total_params=total,
         trainable_params=trainable,
         total_macs=sum(r.macs for r in rows),
-        input_bytes=x.data.nbytes,
+        input_bytes=x._data.nbytes,
         activation_bytes=activation_bytes,
         param_bytes=param_bytes,
         receptive_field=rf,

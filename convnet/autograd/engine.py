@@ -74,8 +74,8 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
                     f"{type(fn).__name__}.backward returned a gradient of shape {g.shape} "
                     f"for an input of shape {p.shape}"
                 )
-            if g.dtype != p.data.dtype:
-                g = g.astype(p.data.dtype)
+            if g.dtype != p._data.dtype:
+                g = g.astype(p._data.dtype)
             if edge is None:
                 _store_leaf_grad(p, g, Tensor)
             else:
@@ -112,4 +112,4 @@ def _store_leaf_grad(t, g: np.ndarray, Tensor) -> None:
     if t.grad is None:
         t.grad = Tensor._make(g)
     else:
-        t.grad = Tensor._make(t.grad.data + g)
+        t.grad = Tensor._make(t.grad._data + g)

@@ -39,7 +39,7 @@ class Function:
         from ..tensor import Tensor
 
         fn = cls()
-        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+        arrays = [a._data if isinstance(a, Tensor) else a for a in args]
         record = is_grad_enabled() and any(
             isinstance(a, Tensor) and a.requires_grad for a in args
         )
@@ -115,7 +115,7 @@ def _link_versions(fn, args, outs, record: bool) -> None:
     inputs = [a for a in args if isinstance(a, Tensor)]
     for o in outs:
         for a in inputs:
-            if _aliases(o.data, a.data):
+            if _aliases(o._data, a._data):
                 o._version_box = a._version_ref()
                 o._is_view = True
                 break
@@ -126,7 +126,7 @@ def _link_versions(fn, args, outs, record: bool) -> None:
         return
     watch = []
     for t in inputs + list(outs):
-        if any(_aliases(s, t.data) for s in saved):
+        if any(_aliases(s, t._data) for s in saved):
             box = t._version_ref()
             watch.append((box, box[0], t.shape, t.dtype))
     if watch:

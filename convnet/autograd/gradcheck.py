@@ -46,7 +46,7 @@ def gradcheck(
     def scalar() -> float:
         with no_grad():
             vals = [o for o in outputs() if isinstance(o, Tensor) and o.dtype.kind == "f"]
-            return float(sum(np.sum(w * o.data) for w, o in zip(weights, vals)))
+            return float(sum(np.sum(w * o._data) for w, o in zip(weights, vals)))
 
     for i in checked:
         inputs[i].grad = None
@@ -59,9 +59,9 @@ def gradcheck(
         loss.backward()
     for i in checked:
         t = inputs[i]
-        analytic = np.zeros(t.shape) if t.grad is None else t.grad.data.copy()
+        analytic = np.zeros(t.shape) if t.grad is None else t.grad._data.copy()
         numeric = np.zeros(t.shape)
-        flat = t.data.reshape(-1)  # a view: perturbing it perturbs the input
+        flat = t._data.reshape(-1)  # a view: perturbing it perturbs the input
         for k in range(flat.size):
             orig = flat[k]
             flat[k] = orig + eps
@@ -75,7 +75,7 @@ def gradcheck(
             k = int(np.argmax(np.abs(analytic - numeric)))
             msg = (
                 f"gradcheck: input {i} (shape {t.shape}): analytic and numerical gradients differ "
-                f"at {bad.sum()} of {t.data.size} elements; worst at flat index {k}: "
+                f"at {bad.sum()} of {t._data.size} elements; worst at flat index {k}: "
                 f"analytic {analytic.reshape(-1)[k]:.6g} vs numerical {numeric.reshape(-1)[k]:.6g}"
             )
             if raise_exception:

@@ -122,10 +122,10 @@ def run(args) -> int:
         x = prepare(image, cfg, info.size, info.channels, args.invert)[None]
     except OSError as e:  # PIL cannot identify / decode the file
         raise CLIError(f"cannot read {image} as an image (png, jpg, bmp, ...)") from e
-    x = x.astype(next(iter(model.parameters())).data.dtype)
+    x = x.astype(next(iter(model.parameters()))._data.dtype)
     if heatmap:
         with no_grad():
-            scores = model(Tensor._make(x)).data[0].astype(np.float64)
+            scores = model(Tensor._make(x))._data[0].astype(np.float64)
         z = np.exp(scores - scores.max())
         probs = z / z.sum()
         pred = int(probs.argmax())

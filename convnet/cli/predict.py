@@ -150,11 +150,11 @@ def run(args) -> int:
             r["saved_input"] = str(out)
         results.append(r)
         inputs.append((r, x, prep, name))
-    dtype = next(iter(model.parameters())).data.dtype
+    dtype = next(iter(model.parameters()))._data.dtype
     for i in range(0, len(inputs), BATCH):
         chunk = inputs[i:i + BATCH]
         with no_grad():
-            out = model(Tensor._make(np.stack([c[1] for c in chunk]).astype(dtype))).data
+            out = model(Tensor._make(np.stack([c[1] for c in chunk]).astype(dtype)))._data
         for (r, _, prep, name), o in zip(chunk, out.astype(np.float64)):
             if segment:
                 r.update(_write_mask(o, prep, Path(r["image"]), name, info.classes, args))

@@ -244,7 +244,7 @@ def run(args) -> int:
     cfg["class_names"], cfg["in_channels"] = list(info.classes), info.channels
     cfg["image_size_used"] = info.size
     cfg["mean"], cfg["std"] = list(info.mean), list(info.std)
-    n_params = sum(p.data.size for p in model.parameters())
+    n_params = sum(p._data.size for p in model.parameters())
     cfg["title"] = f"{cfg['model']} on {cfg['dataset']}" + (
         f" (validation: {val_split:.0%} of the training set)" if val_set is not None else "")
     progress = "auto" if args.progress is None else bool(args.progress)

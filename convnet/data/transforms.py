@@ -54,7 +54,7 @@ def use_rng(rng: np.random.Generator) -> Iterator[None]:
 
 def _as_batch(x, name: str) -> tuple[np.ndarray, bool]:
     """View ``x`` as (N, C, H, W); report whether it was a single image."""
-    x = x.data if hasattr(x, "_ctx") or type(x).__name__ == "Tensor" else np.asarray(x)
+    x = x._data if hasattr(x, "_ctx") or type(x).__name__ == "Tensor" else np.asarray(x)
     if x.ndim == 3:
         return x[None], True
     if x.ndim == 4:
@@ -119,7 +119,7 @@ class ToTensor(Transform):
             arr = np.asarray(img)  # PIL: HW or HWC
             arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
         else:
-            arr = img.data if type(img).__name__ == "Tensor" else np.asarray(img)
+            arr = img._data if type(img).__name__ == "Tensor" else np.asarray(img)
             if arr.ndim == 2:
                 arr = arr[None]
             if arr.ndim not in (3, 4):

@@ -135,7 +135,7 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
 
     bx = input * beta
     soft = (bx.clamp(max=threshold).exp() + 1.0).log() / beta
-    return where(bx.data > threshold, input, soft)
+    return where(bx._data > threshold, input, soft)
 
 
 def _check_dim(input: Tensor, dim, op: str) -> int:

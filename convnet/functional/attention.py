@@ -61,7 +61,7 @@ def _additive_mask(attn_mask, is_causal: bool, l_q: int, l_k: int, dtype) -> np.
     if is_causal:
         mask = np.where(np.tril(np.ones((l_q, l_k), dtype=bool)), 0.0, -np.inf).astype(dtype)
     if attn_mask is not None:
-        m = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+        m = attn_mask._data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
         m = np.where(m, 0.0, -np.inf).astype(dtype) if m.dtype == bool else m.astype(dtype)
         mask = m if mask is None else mask + m
     return mask

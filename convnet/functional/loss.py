@@ -131,20 +131,20 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     n_classes = x.shape[1]
     w = None
     if weight is not None:
-        w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+        w = weight._data if isinstance(weight, Tensor) else np.asarray(weight)
         if w.shape != (n_classes,):
             raise ValueError(f"cross_entropy: weight shape {w.shape} != ({n_classes},) classes")
     if t.dtype.kind == "f":  # class probabilities
         if t.shape != x.shape:
             raise ValueError(f"cross_entropy: probability target shape {t.shape} != input shape {x.shape}")
-        probs = t.data.astype(x.dtype, copy=False)
+        probs = t._data.astype(x.dtype, copy=False)
         if label_smoothing > 0:
             probs = probs * (1 - label_smoothing) + label_smoothing / n_classes
         if w is not None:
             probs = probs * w.astype(x.dtype).reshape((1, n_classes) + (1,) * (x.ndim - 2))
-        coef, denom = probs, x.data.size / n_classes
+        coef, denom = probs, x._data.size / n_classes
     else:
-        coef, denom = _class_coefficients(x.shape, t.data, w, ignore_index, label_smoothing,
+        coef, denom = _class_coefficients(x.shape, t._data, w, ignore_index, label_smoothing,
                                           x.dtype, "cross_entropy")
     out = _CoefNLL.apply(x, coef, denom, reduction, True)
     return out.reshape(()) if (unbatched and reduction == "none") else out
@@ -159,10 +159,10 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     x, t, unbatched = _classification_input(input, target, "nll_loss")
     w = None
     if weight is not None:
-        w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+        w = weight._data if isinstance(weight, Tensor) else np.asarray(weight)
         if w.shape != (x.shape[1],):
             raise ValueError(f"nll_loss: weight shape {w.shape} != ({x.shape[1]},) classes")
-    coef, denom = _class_coefficients(x.shape, t.data, w, ignore_index, 0.0, x.dtype, "nll_loss")
+    coef, denom = _class_coefficients(x.shape, t._data, w, ignore_index, 0.0, x.dtype, "nll_loss")
     out = _CoefNLL.apply(x, coef, denom, reduction, False)
     return out.reshape(()) if (unbatched and reduction == "none") else out
 
@@ -209,7 +209,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
     ad = d.abs()
     if beta == 0:
         return _reduce(ad, reduction)
-    loss = where(ad.data < beta, d * d * (0.5 / beta), ad - 0.5 * beta)
+    loss = where(ad._data < beta, d * d * (0.5 / beta), ad - 0.5 * beta)
     return _reduce(loss, reduction)
 
 
@@ -218,7 +218,7 @@ def _optional_array(v, input: Tensor, op: str, name: str):
     to the input's shape (or None)."""
     if v is None:
         return None
-    arr = np.asarray(v.data if isinstance(v, Tensor) else v, dtype=input.dtype)
+    arr = np.asarray(v._data if isinstance(v, Tensor) else v, dtype=input.dtype)
     try:
         np.broadcast_shapes(arr.shape, input.shape)
     except ValueError:
@@ -325,7 +325,7 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduct
     if log_target:
         loss = target.exp() * (target - input)
     else:
-        pos = target.data > 0
+        pos = target._data > 0
         safe_log = where(pos, target, 1.0).log()
         loss = where(pos, target * safe_log, 0.0) - target * input
     if reduction == "batchmean":

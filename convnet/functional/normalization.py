@@ -96,7 +96,7 @@ def _update_running(running: Tensor | None, stat: np.ndarray, momentum: float) -
     """In place: ``running = (1 - momentum) running + momentum stat``."""
     if running is None:
         return
-    r = running.data
+    r = running._data
     r *= r.dtype.type(1.0 - momentum)
     r += (momentum * stat).astype(r.dtype, copy=False)
 
@@ -131,12 +131,12 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                              f"got input size {tuple(input.shape)}")
         y, mean, var = _Normalize.apply(input, weight, bias, (n, c, s), (n, c, s), eps)
         if training and running_mean is not None:
-            _update_running(running_mean, mean.data, momentum)
+            _update_running(running_mean, mean._data, momentum)
         if training and running_var is not None:
             m = n * s
-            _update_running(running_var, var.data * (m / max(m - 1, 1)), momentum)
+            _update_running(running_var, var._data * (m / max(m - 1, 1)), momentum)
         return y
-    return _ScaleShift.apply(input, weight, bias, running_mean.data, running_var.data, eps)
+    return _ScaleShift.apply(input, weight, bias, running_mean._data, running_var._data, eps)
 
 
 def instance_norm(input: Tensor, running_mean: Tensor | None = None,
@@ -158,15 +158,15 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None,
     if not use_input_stats:
         if running_mean is None or running_var is None:
             raise ValueError(f"{op}: use_input_stats=False needs running_mean and running_var")
-        return _ScaleShift.apply(input, weight, bias, running_mean.data, running_var.data, eps)
+        return _ScaleShift.apply(input, weight, bias, running_mean._data, running_var._data, eps)
     if s <= 1:
         raise ValueError(f"{op}: expected more than 1 spatial element when training, got "
                          f"input size {tuple(input.shape)}")
     y, mean, var = _Normalize.apply(input, weight, bias, (1, n * c, s), (n, c, s), eps)
     if running_mean is not None:
-        _update_running(running_mean, mean.data.reshape(n, c).mean(axis=0), momentum)
+        _update_running(running_mean, mean._data.reshape(n, c).mean(axis=0), momentum)
     if running_var is not None:
-        unbiased = var.data.reshape(n, c) * (s / (s - 1))
+        unbiased = var._data.reshape(n, c) * (s / (s - 1))
         _update_running(running_var, unbiased.mean(axis=0), momentum)
     return y
 
@@ -186,7 +186,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     _check_affine(op, "weight", weight, shape, input)
     _check_affine(op, "bias", bias, shape, input)
     k = math.prod(shape)
-    m = input.data.size // k if k else 0
+    m = input._data.size // k if k else 0
     y, _, _ = _Normalize.apply(input, weight, bias, (1, m, k), (m, k, 1), eps)
     return y
 

@@ -135,7 +135,7 @@ def _max_unpool(op, nd, input, indices, kernel_size, stride, padding, output_siz
     if not isinstance(indices, Tensor) or indices.dtype.kind not in "iu":
         raise TypeError(f"{op}: indices must be an integer Tensor (from max_pool with "
                         f"return_indices=True)")
-    idx = indices.data if indices.ndim == x.ndim else indices.data[None]
+    idx = indices._data if indices.ndim == x.ndim else indices._data[None]
     if idx.shape != x.shape:
         raise ValueError(f"{op}: indices shape {tuple(indices.shape)} does not match input "
                          f"shape {tuple(input.shape)}")

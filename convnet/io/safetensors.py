@@ -44,7 +44,7 @@ class SafetensorsError(ValueError):
 
 
 def _as_array(name: str, value) -> np.ndarray:
-    arr = value.data if hasattr(value, "data") and not isinstance(value, np.ndarray) else value
+    arr = value._data if hasattr(value, "_data") and not isinstance(value, np.ndarray) else value
     arr = np.asarray(arr)
     key = arr.dtype.newbyteorder("<") if arr.dtype.itemsize > 1 else arr.dtype
     if key not in _NAMES:

@@ -288,7 +288,7 @@ def count_parameters(name: str, num_classes: int = 10, in_channels: int = 1,
     Shared parameters count once, as in ``model.parameters()``."""
     with _shapes_only():
         model = create(name, num_classes=num_classes, in_channels=in_channels, **options)
-    return int(sum(p.data.size for p in model.parameters()))
+    return int(sum(p._data.size for p in model.parameters()))
 
 
 def _side_pair(size) -> tuple[int, int]:

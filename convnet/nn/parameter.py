@@ -15,7 +15,7 @@ class Parameter(Tensor):
     def __init__(self, data=None, requires_grad: bool = True):
         if data is None:
             data = np.empty(0, dtype=np.float32)
-        arr = data.data if isinstance(data, Tensor) else _to_array(data, copy=False)
+        arr = data._data if isinstance(data, Tensor) else _to_array(data, copy=False)
         super().__init__(arr, requires_grad=requires_grad)
 
     def __repr__(self) -> str:

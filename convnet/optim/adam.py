@@ -28,15 +28,15 @@ class Adam(Optimizer):
     def _update(self, p, grad, state, group):
         if not state:
             state["step"] = 0
-            state["exp_avg"] = np.zeros_like(p.data)
-            state["exp_avg_sq"] = np.zeros_like(p.data)
+            state["exp_avg"] = np.zeros_like(p._data)
+            state["exp_avg_sq"] = np.zeros_like(p._data)
             if group["amsgrad"]:
-                state["max_exp_avg_sq"] = np.zeros_like(p.data)
+                state["max_exp_avg_sq"] = np.zeros_like(p._data)
         state["step"] += 1
         b1, b2 = group["betas"]
         # one fused in-place pass on the numba backend; the NumPy reference otherwise
         backends.get().adam_update(
-            p.data, grad, state["exp_avg"], state["exp_avg_sq"],
+            p._data, grad, state["exp_avg"], state["exp_avg_sq"],
             state.get("max_exp_avg_sq") if group["amsgrad"] else None, state["step"],
             group["lr"], b1, b2, group["eps"], group["weight_decay"], self._decoupled,
             group.get("maximize", False))

@@ -1,6 +1,6 @@
 """``Optimizer``: parameter groups, per-parameter state, and (de)serialisation.
 
-Subclasses implement ``_update(p, grad, state, group)``, which changes ``p.data`` in
+Subclasses implement ``_update(p, grad, state, group)``, which changes ``p._data`` in
 place. Updates are NumPy operations on the parameter's own dtype.
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ class Optimizer:
                 if set_to_none or p.grad is None:
                     p.grad = None
                 else:
-                    p.grad = Tensor._make(np.zeros_like(p.data))
+                    p.grad = Tensor._make(np.zeros_like(p._data))
 
     @no_grad()
     def step(self, closure=None):
@@ -66,9 +66,9 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                grad = p.grad.data
-                if grad.dtype != p.data.dtype:
-                    grad = grad.astype(p.data.dtype)
+                grad = p.grad._data
+                if grad.dtype != p._data.dtype:
+                    grad = grad.astype(p._data.dtype)
                 if group.get("maximize", False) and not self._update_negates:
                     grad = -grad
                 self._update(p, grad, self.state.setdefault(id(p), {}), group)
@@ -115,7 +115,7 @@ class Optimizer:
             s = copy.deepcopy(s)
             for k, v in s.items():
                 if isinstance(v, np.ndarray) and v.shape == p.shape:
-                    s[k] = v.astype(p.data.dtype, copy=False)
+                    s[k] = v.astype(p._data.dtype, copy=False)
             self.state[id(p)] = s
 
     def __repr__(self) -> str:

@@ -26,7 +26,7 @@ class SGD(Optimizer):
     def _update(self, p, grad, state, group):
         # one fused in-place pass on the numba backend; the NumPy reference otherwise
         buf = backends.get().sgd_update(
-            p.data, grad, state.get("momentum_buffer"), group["lr"], group["momentum"],
+            p._data, grad, state.get("momentum_buffer"), group["lr"], group["momentum"],
             group["dampening"], group["weight_decay"], group["nesterov"],
             group.get("maximize", False))
         if buf is not None:

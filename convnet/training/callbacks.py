@@ -122,7 +122,7 @@ class RestoreBestWeights(_Monitor):
     def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None:
         if not self._update(epoch, logs):
             return
-        self._weights = {k: v.data.copy() for k, v in trainer.model.state_dict().items()}
+        self._weights = {k: v._data.copy() for k, v in trainer.model.state_dict().items()}
         if trainer.out_dir is not None:
             from .checkpoint import save_weights
 

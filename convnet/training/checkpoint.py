@@ -57,14 +57,14 @@ def _fit_scalars(tensors: dict[str, np.ndarray], model) -> dict[str, np.ndarray]
 
 
 def _model_tensors(model) -> dict[str, np.ndarray]:
-    return {f"model/{k}": v.data for k, v in model.state_dict().items()}
+    return {f"model/{k}": v._data for k, v in model.state_dict().items()}
 
 
 def save_weights(path: str | os.PathLike, model, metadata: dict | None = None) -> None:
     """Write ``model.state_dict()`` to a safetensors file (atomically); ``metadata`` (any
     JSON-able dict) is stored under ``__metadata__["convnet"]``."""
     meta = {"convnet": json.dumps(to_jsonable(metadata))} if metadata else None
-    save_file({k: v.data for k, v in model.state_dict().items()}, path, meta)
+    save_file({k: v._data for k, v in model.state_dict().items()}, path, meta)
 
 
 def load_weights(path: str | os.PathLike, model, strict: bool = True):

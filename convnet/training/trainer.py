@@ -46,7 +46,7 @@ def _default_loss():
 
 
 def _to_model_dtype(x, dtype: np.dtype) -> Tensor:
-    arr = x.data if isinstance(x, Tensor) else np.asarray(x)
+    arr = x._data if isinstance(x, Tensor) else np.asarray(x)
     if arr.dtype != dtype and arr.dtype.kind in "fu":
         arr = arr.astype(dtype)
     return Tensor._make(arr)
@@ -64,7 +64,7 @@ def evaluate(model, loader, loss_fn: Callable | None = None, num_classes: int | 
     loss_fn = loss_fn or _default_loss()
     if dtype is None:
         params = list(model.parameters())
-        dtype = params[0].data.dtype if params else np.dtype(np.float32)
+        dtype = params[0]._data.dtype if params else np.dtype(np.float32)
     was_training = model.training
     model.eval()
     acc = MetricAccumulator(num_classes, topk)
@@ -72,7 +72,7 @@ def evaluate(model, loader, loss_fn: Callable | None = None, num_classes: int | 
         for x, y in loader:
             logits = model(_to_model_dtype(x, dtype))
             labels = y if isinstance(y, Tensor) else Tensor._make(np.asarray(y))
-            acc.update(float(loss_fn(logits, labels).data), logits.data, labels.data)
+            acc.update(float(loss_fn(logits, labels)._data), logits._data, labels._data)
     finally:
         model.train(was_training)
     out = acc.result()
@@ -142,7 +142,7 @@ class Trainer:
         self.stop_training = False
         self.train_time = 0.0
         params = list(model.parameters())
-        self.dtype = params[0].data.dtype if params else np.dtype(np.float32)
+        self.dtype = params[0]._data.dtype if params else np.dtype(np.float32)
 
     # ---------------------------------------------------------------- helpers
     def _cast(self, x) -> Tensor:
@@ -180,13 +180,13 @@ class Trainer:
             opt.step()
             if self.scheduler is not None and self.scheduler_step == "batch":
                 self.scheduler.step()
-            value = float(loss.data)
+            value = float(loss._data)
             if not math.isfinite(value):
                 raise FloatingPointError(f"Trainer: loss became {value} at epoch {self.epoch + 1}, "
                                          f"batch {i}; lower the learning rate")
-            acc.update(value, logits.data, labels.data)
+            acc.update(value, logits._data, labels._data)
             if bar is not None:
-                bar.update(len(labels.data))
+                bar.update(len(labels._data))
                 if i % 10 == 0:
                     bar.set_postfix(loss=f"{acc.loss_sum / acc.count:.4f}", refresh=False)
         elapsed = time.perf_counter() - start

@@ -25,9 +25,9 @@ class Net(nn.Module):
 
 
 def _torch_cam(net, x, target):
-    c1 = torch.tensor(net.c1.weight.data), torch.tensor(net.c1.bias.data)
-    c2 = torch.tensor(net.c2.weight.data), torch.tensor(net.c2.bias.data)
-    fc = torch.tensor(net.fc.weight.data), torch.tensor(net.fc.bias.data)
+    c1 = torch.tensor(net.c1.weight.numpy()), torch.tensor(net.c1.bias.numpy())
+    c2 = torch.tensor(net.c2.weight.numpy()), torch.tensor(net.c2.bias.numpy())
+    fc = torch.tensor(net.fc.weight.numpy()), torch.tensor(net.fc.bias.numpy())
     tf = torch.nn.functional
     xt = torch.tensor(x, requires_grad=True)
     a = tf.conv2d(torch.relu(tf.conv2d(xt, *c1)), *c2, stride=2)
@@ -62,7 +62,7 @@ def test_default_target_is_the_top_class_and_grads_are_left_alone():
     net = Net()
     x = np.random.default_rng(1).standard_normal((2, 2, 13, 13))
     with cn.no_grad():
-        top = net(cn.tensor(x)).data.argmax(1)
+        top = net(cn.tensor(x)).numpy().argmax(1)
     np.testing.assert_allclose(grad_cam(net, x, net.c2), grad_cam(net, x, "c2", target=top))
     assert not np.allclose(grad_cam(net, x, "c2"), grad_cam(net, x, "c2", upsample="resize"))
     assert all(p.grad is None for p in net.parameters())

@@ -201,10 +201,10 @@ def test_resnet20_last_conv_field_matches_empirical():
 def test_empirical_leaves_model_untouched_and_errors():
     cn.manual_seed(6)
     m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 8 * 8, 3))
-    before = [p.data.copy() for p in m.parameters()]
+    before = [p.numpy().copy() for p in m.parameters()]
     assert empirical_receptive_field(m, (1, 10, 10), layer="0") == 3
     for b, p in zip(before, m.parameters()):
-        np.testing.assert_array_equal(b, p.data)
+        np.testing.assert_array_equal(b, p.numpy())
     with pytest.raises(ValueError, match="not spatial"):
         empirical_receptive_field(m, (1, 10, 10))
     with pytest.raises(ValueError, match="method must be"):

@@ -22,7 +22,7 @@ def test_rows_shapes_params_and_macs_of_a_small_net():
     assert [r.output_shape for r in s.rows] == [(1, 8, 16, 16), (1, 8, 16, 16), (1, 8, 7, 7),
                                                 (1, 392), (1, 5)]
     assert [r.params for r in s.rows] == [3 * 8 * 9 + 8, 0, 8 * 8 * 9 + 8, 0, 392 * 5 + 5]
-    assert s.total_params == sum(p.data.size for p in m.parameters()) == s.trainable_params
+    assert s.total_params == sum(p.numpy().size for p in m.parameters()) == s.trainable_params
     assert [r.macs for r in s.rows] == [8 * 256 * 3 * 9, 0, 8 * 49 * 8 * 9, 0, 392 * 5]
     assert s.total_macs == sum(r.macs for r in s.rows)
     assert [r.receptive_field for r in s.rows] == [3, 3, 5, None, None]

@@ -94,21 +94,21 @@ def test_restore_best_weights_keeps_the_best_epoch_and_survives_resume(tmp_path)
     cb = RestoreBestWeights("val_loss")
     for epoch, loss in enumerate([1.0, 0.5, 0.8], start=1):
         for p in model.parameters():
-            p.data[...] = epoch
+            p.numpy()[...] = epoch
         cb.on_epoch_end(trainer, epoch, {"val_loss": loss})
     state = cb.state_dict()
     cb.on_train_end(trainer)
     assert trainer.restored_epoch == 2
-    assert all((p.data == 2).all() for p in model.parameters())
+    assert all((p.numpy() == 2).all() for p in model.parameters())
     saved = load_file(tmp_path / "model.safetensors")
     assert all((v == 2).all() for v in saved.values())
     # a resumed run has no weights in memory: they come back from best_model.safetensors
     for p in model.parameters():
-        p.data[...] = 3
+        p.numpy()[...] = 3
     again = RestoreBestWeights("val_loss")
     again.load_state_dict(state)
     again.on_train_end(trainer)
-    assert all((p.data == 2).all() for p in model.parameters())
+    assert all((p.numpy() == 2).all() for p in model.parameters())
 
 
 def test_restore_best_from_the_cli(tmp_path, capsys):

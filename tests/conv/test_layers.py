@@ -12,9 +12,9 @@ import convnet.nn as nn
 
 
 def _copy_from_torch(ours, theirs):
-    ours.weight.data[...] = theirs.weight.detach().numpy()
+    ours.weight.numpy()[...] = theirs.weight.detach().numpy()
     if theirs.bias is not None:
-        ours.bias.data[...] = theirs.bias.detach().numpy()
+        ours.bias.numpy()[...] = theirs.bias.detach().numpy()
 
 
 def _compare(ours, theirs, x, rng, **fw):

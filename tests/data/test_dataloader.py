@@ -19,7 +19,7 @@ def tensor_ds(n=23):
                                               (23, False, [23]), (50, False, [23]), (50, True, [])])
 def test_batch_sizes(bs, drop, expected):
     dl = DataLoader(tensor_ds(), bs, drop_last=drop)
-    sizes = [len(y.data) for _, y in dl]
+    sizes = [len(y.numpy()) for _, y in dl]
     assert sizes == expected and len(dl) == len(expected)
 
 
@@ -27,26 +27,26 @@ def test_batches_are_tensors_with_int64_labels():
     x, y = next(iter(DataLoader(tensor_ds(), 4)))
     assert isinstance(x, cn.Tensor) and x.shape == (4, 3) and x.dtype == np.float32
     assert y.dtype == np.int64
-    np.testing.assert_array_equal(y.data, [0, 1, 2, 3])
+    np.testing.assert_array_equal(y.numpy(), [0, 1, 2, 3])
 
 
 def test_shuffle_is_a_permutation_fresh_each_epoch_and_seeded():
     dl = DataLoader(tensor_ds(), 4, shuffle=True, seed=7)
-    e1 = np.concatenate([y.data for _, y in dl])
-    e2 = np.concatenate([y.data for _, y in dl])
+    e1 = np.concatenate([y.numpy() for _, y in dl])
+    e2 = np.concatenate([y.numpy() for _, y in dl])
     assert sorted(e1) == list(range(23)) and sorted(e2) == list(range(23))
     assert not np.array_equal(e1, e2)
     again = DataLoader(tensor_ds(), 4, shuffle=True, seed=7)
-    np.testing.assert_array_equal(np.concatenate([y.data for _, y in again]), e1)
+    np.testing.assert_array_equal(np.concatenate([y.numpy() for _, y in again]), e1)
     other = DataLoader(tensor_ds(), 4, shuffle=True, seed=8)
-    assert not np.array_equal(np.concatenate([y.data for _, y in other]), e1)
+    assert not np.array_equal(np.concatenate([y.numpy() for _, y in other]), e1)
 
 
 def test_seed_from_global_generator_and_generator_argument():
     cn.manual_seed(3)
-    a = np.concatenate([y.data for _, y in DataLoader(tensor_ds(), 5, shuffle=True)])
+    a = np.concatenate([y.numpy() for _, y in DataLoader(tensor_ds(), 5, shuffle=True)])
     cn.manual_seed(3)
-    b = np.concatenate([y.data for _, y in DataLoader(tensor_ds(), 5, shuffle=True)])
+    b = np.concatenate([y.numpy() for _, y in DataLoader(tensor_ds(), 5, shuffle=True)])
     np.testing.assert_array_equal(a, b)
     g1, g2 = np.random.default_rng(1), np.random.default_rng(1)
     assert DataLoader(tensor_ds(), shuffle=True, generator=g1).seed == DataLoader(tensor_ds(), generator=g2).seed
@@ -56,10 +56,10 @@ def test_state_dict_resumes_the_next_epoch():
     dl = DataLoader(tensor_ds(), 4, shuffle=True, seed=1)
     list(dl)
     state = dl.state_dict()
-    expected = [y.data.copy() for _, y in dl]
+    expected = [y.numpy().copy() for _, y in dl]
     fresh = DataLoader(tensor_ds(), 4, shuffle=True, seed=99)
     fresh.load_state_dict(state)
-    for got, exp in zip([y.data for _, y in fresh], expected):
+    for got, exp in zip([y.numpy() for _, y in fresh], expected):
         np.testing.assert_array_equal(got, exp)
 
 
@@ -75,7 +75,7 @@ def test_workers_give_identical_batches_including_random_augmentation():
     runs = []
     for workers in (0, 1, 3):
         dl = DataLoader(images_ds(tf), 5, shuffle=True, num_workers=workers, seed=11)
-        runs.append([(x.data.copy(), y.data.copy()) for _ in range(2) for x, y in dl])
+        runs.append([(x.numpy().copy(), y.numpy().copy()) for _ in range(2) for x, y in dl])
     for other in runs[1:]:
         assert len(other) == len(runs[0])
         for (xa, ya), (xb, yb) in zip(runs[0], other):
@@ -97,15 +97,15 @@ def test_batched_path_equals_per_sample_path():
 
     for (xa, ya), (xb, yb) in zip(DataLoader(ds, 6, shuffle=True, seed=2),
                                   DataLoader(PerSample(), 6, shuffle=True, seed=2)):
-        np.testing.assert_allclose(xa.data, xb.data, rtol=1e-6)
-        np.testing.assert_array_equal(ya.data, yb.data)
+        np.testing.assert_allclose(xa.numpy(), xb.numpy(), rtol=1e-6)
+        np.testing.assert_array_equal(ya.numpy(), yb.numpy())
 
 
 def test_non_batched_user_transform_is_applied_per_image():
     ds = images_ds(T.Lambda(lambda im: im.astype(np.float32).sum(keepdims=True)))
     x, _ = next(iter(DataLoader(ds, 4)))
     assert x.shape == (4, 1, 1, 1)
-    np.testing.assert_allclose(x.data.ravel(), ds.images[:4].reshape(4, -1).sum(1))
+    np.testing.assert_allclose(x.numpy().ravel(), ds.images[:4].reshape(4, -1).sum(1))
 
 
 class SlowDataset(Dataset):
@@ -174,10 +174,10 @@ def test_argument_errors():
 
 def test_sampler_subset_and_random_split():
     dl = DataLoader(tensor_ds(), 2, sampler=[5, 3, 9])
-    np.testing.assert_array_equal(np.concatenate([y.data for _, y in dl]), [5, 3, 9])
+    np.testing.assert_array_equal(np.concatenate([y.numpy() for _, y in dl]), [5, 3, 9])
     sub = Subset(tensor_ds(), [4, 2])
     assert len(sub) == 2 and int(sub[1][1].item()) == 2
-    np.testing.assert_array_equal(next(iter(DataLoader(sub, 2)))[1].data, [4, 2])
+    np.testing.assert_array_equal(next(iter(DataLoader(sub, 2)))[1].numpy(), [4, 2])
     parts = random_split(tensor_ds(), [0.5, 0.5], np.random.default_rng(0))
     assert sorted(len(p) for p in parts) == [11, 12]
     assert sorted(np.concatenate([p.indices for p in parts])) == list(range(23))

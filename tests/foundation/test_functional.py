@@ -246,8 +246,8 @@ def test_relu_special_values_match_torch():
     x[0, 0, 0, :5] = [np.nan, -0.0, np.inf, -np.inf, 0.0]
     xc, xt = cn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
     y, yt = F.relu(xc), TF.relu(xt)
-    np.testing.assert_array_equal(y.data, yt.detach().numpy())
+    np.testing.assert_array_equal(y.numpy(), yt.detach().numpy())
     gy = rng.standard_normal(x.shape)
     y.backward(cn.tensor(gy))
     yt.backward(torch.tensor(gy))
-    np.testing.assert_array_equal(xc.grad.data, xt.grad.numpy())
+    np.testing.assert_array_equal(xc.grad.numpy(), xt.grad.numpy())

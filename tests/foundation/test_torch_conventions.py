@@ -73,3 +73,36 @@ def test_resnet_children_in_torchvision_order():
     names = [n for n, _ in models.create("resnet18", 10, 3).named_children()]
     assert names == ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4",
                      "avgpool", "fc"]
+
+
+def test_data_is_a_tensor_sharing_memory_without_history(rng):
+    a = rng.standard_normal((2, 3))
+    for lib in (cn, torch):
+        x = lib.tensor(a, requires_grad=True)
+        y = x * 2.0
+        d = y.data
+        assert isinstance(d, lib.Tensor) and not d.requires_grad and d.grad_fn is None \
+            if lib is torch else isinstance(d, lib.Tensor) and not d.requires_grad and d.is_leaf
+        d.mul_(0.0)  # shares memory; autograd does not see it (its own version counter)
+        assert float(abs(y).sum()) == 0.0
+        z = x.sigmoid()
+        z.data.add_(1.0)  # no error on backward: .data changes are untracked, as torch
+        z.sum().backward()
+        w = x.detach()
+        z2 = x.exp()
+        w2 = z2.detach()
+        w2.add_(1.0)  # detach shares the version counter: backward refuses
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            z2.sum().backward()
+        assert w.shape == (2, 3)
+
+
+def test_data_assignment_swaps_the_storage():
+    p = cn.nn.Parameter(cn.zeros(2))
+    p.data = cn.ones(3)
+    assert p.shape == (3,) and p.requires_grad
+    np.testing.assert_array_equal(p.numpy(), 1.0)
+    with pytest.raises(TypeError, match="must be a Tensor"):
+        p.data = np.zeros(2)
+    with pytest.raises(TypeError):
+        torch.nn.Parameter(torch.zeros(2)).data = np.zeros(2)

@@ -15,7 +15,7 @@ from convnet.models import registry
 
 
 def _param_total(m) -> int:
-    return sum(p.data.size for p in m.parameters())
+    return sum(p.numpy().size for p in m.parameters())
 
 
 def _forward_ok(name: str, side: int, opts: dict) -> bool:
@@ -25,7 +25,7 @@ def _forward_ok(name: str, side: int, opts: dict) -> bool:
         with registry._shapes_only():
             m = models.create(name, **opts)
         for p in m.parameters():
-            p.data = np.zeros(p.data.shape, p.data.dtype)
+            p.data = cn.tensor(np.zeros(p.numpy().shape, p.numpy().dtype))
         m.eval()
         with cn.no_grad():
             m(cn.zeros(1, 1, side, side))

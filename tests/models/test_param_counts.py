@@ -7,7 +7,7 @@ from tests.models import torch_refs
 
 
 def count(m) -> int:
-    return sum(p.data.size for p in m.parameters())
+    return sum(p.numpy().size for p in m.parameters())
 
 
 # torchvision's published counts (torchvision.models weights' ``num_params``) and papers'.

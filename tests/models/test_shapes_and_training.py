@@ -94,7 +94,7 @@ def test_unet_output_is_per_pixel(mode, size):
 
 def test_unet_default_width_is_the_papers():
     m = models.create("unet", num_classes=2, in_channels=1)
-    assert 30_000_000 < sum(p.data.size for p in m.parameters()) < 32_000_000
+    assert 30_000_000 < sum(p.numpy().size for p in m.parameters()) < 32_000_000
 
 
 def test_vit_rejects_wrong_image_size():

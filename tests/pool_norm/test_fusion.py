@@ -17,11 +17,11 @@ def _randomise_bn(model, rng):
     for m in model.modules():
         if isinstance(m, _BatchNorm):
             c = m.num_features
-            m.running_mean.data[:] = rng.standard_normal(c)
-            m.running_var.data[:] = rng.random(c) + 0.2
+            m.running_mean.numpy()[:] = rng.standard_normal(c)
+            m.running_var.numpy()[:] = rng.random(c) + 0.2
             if m.weight is not None:
-                m.weight.data[:] = rng.random(c) + 0.5
-                m.bias.data[:] = rng.standard_normal(c)
+                m.weight.numpy()[:] = rng.random(c) + 0.5
+                m.bias.numpy()[:] = rng.standard_normal(c)
 
 
 def _count_bn(model):
@@ -44,23 +44,23 @@ def test_fuse_conv_bn_eval_matches_torch(cfg):
                             groups=cfg["groups"], bias=cfg["bias"]).double()
     tbn = torch.nn.BatchNorm2d(cfg["cout"], eps=1e-3).double()
     with torch.no_grad():
-        tconv.weight.copy_(torch.from_numpy(conv.weight.data))
+        tconv.weight.copy_(torch.from_numpy(conv.weight.numpy()))
         if cfg["bias"]:
-            tconv.bias.copy_(torch.from_numpy(conv.bias.data))
+            tconv.bias.copy_(torch.from_numpy(conv.bias.numpy()))
         for name in ("running_mean", "running_var", "weight", "bias"):
-            getattr(tbn, name).copy_(torch.from_numpy(getattr(bn, name).data))
+            getattr(tbn, name).copy_(torch.from_numpy(getattr(bn, name).numpy()))
     conv.eval(), bn.eval(), tconv.eval(), tbn.eval()
     fused, tfused = nn.utils.fuse_conv_bn_eval(conv, bn), torch_fuse(tconv, tbn)
-    np.testing.assert_allclose(fused.weight.data, tfused.weight.detach().numpy(), rtol=1e-12)
-    np.testing.assert_allclose(fused.bias.data, tfused.bias.detach().numpy(), rtol=1e-12,
+    np.testing.assert_allclose(fused.weight.numpy(), tfused.weight.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(fused.bias.numpy(), tfused.bias.detach().numpy(), rtol=1e-12,
                                atol=1e-12)
     x = rng.standard_normal((2, cfg["cin"], 9, 7))
     with cn.no_grad():
-        want = bn(conv(cn.tensor(x))).data
-        got = fused(cn.tensor(x)).data
+        want = bn(conv(cn.tensor(x))).numpy()
+        got = fused(cn.tensor(x)).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
     # the originals are untouched
-    assert conv.bias is None or conv.bias.data is not fused.bias.data
+    assert conv.bias is None or conv.bias.numpy() is not fused.bias.numpy()
     assert (conv.bias is None) == (not cfg["bias"])
 
 
@@ -77,7 +77,7 @@ def test_fuse_conv_bn_model_removes_every_bn_and_keeps_outputs(name):
     assert n_bn > 0 and _count_bn(fused) == 0
     assert _count_bn(model) == n_bn  # the model passed in is not modified
     with cn.no_grad():
-        want, got = model(x).data, fused(x).data
+        want, got = model(x).numpy(), fused(x).numpy()
     assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
 
 
@@ -107,7 +107,7 @@ def test_fuse_conv_bn_skips_conv_outputs_read_elsewhere():
     assert isinstance(fused.bn2, nn.Identity)  # exclusive: folded
     with cn.no_grad():
         for a, b in zip(model(x), fused(x)):
-            np.testing.assert_allclose(b.data, a.data, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_fuse_conv_bn_eval_errors():

@@ -48,7 +48,7 @@ def test_batchnorm_layer_running_stats_then_eval(momentum, dims):
     cls = {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d", 5: "BatchNorm3d"}[dims]
     ours = getattr(nn, cls)(3, momentum=momentum).double()
     ref = getattr(torch.nn, cls)(3, momentum=momentum).double()
-    ours.weight.data[:] = rng.standard_normal(3)
+    ours.weight.numpy()[:] = rng.standard_normal(3)
     ref.weight.data[:] = torch.tensor(ours.weight.numpy())
     shape = (4, 3) + (3,) * (dims - 2)
     for _ in range(4):
@@ -88,7 +88,7 @@ def test_instance_norm_layers(affine, track, dims):
     ours = getattr(nn, cls)(3, affine=affine, track_running_stats=track).double()
     ref = getattr(torch.nn, cls)(3, affine=affine, track_running_stats=track).double()
     if affine:
-        ours.weight.data[:] = rng.standard_normal(3)
+        ours.weight.numpy()[:] = rng.standard_normal(3)
         ref.weight.data[:] = torch.tensor(ours.weight.numpy())
     shape = (2, 3) + (4,) * (dims - 2)
     for _ in range(2):
@@ -202,7 +202,7 @@ def test_batch_norm_eval_split_between_workers(monkeypatch, workers):
     assert x.size >= KN._PARALLEL_MIN
     rm, rv = rng.standard_normal(3), rng.random(3) + 0.5
     w, b = rng.standard_normal(3), rng.standard_normal(3)
-    got = F.batch_norm(cn.tensor(x), cn.tensor(rm), cn.tensor(rv), cn.tensor(w), cn.tensor(b)).data
+    got = F.batch_norm(cn.tensor(x), cn.tensor(rm), cn.tensor(rv), cn.tensor(w), cn.tensor(b)).numpy()
     want = TF.batch_norm(torch.tensor(x), torch.tensor(rm), torch.tensor(rv), torch.tensor(w),
                          torch.tensor(b)).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -56,7 +56,7 @@ def test_training_reduces_loss():
 def test_float64_model_gets_float64_batches():
     t = make_run(epochs=1, dtype="float64")
     t.fit()
-    assert next(iter(t.model.parameters())).data.dtype == np.float64
+    assert next(iter(t.model.parameters())).numpy().dtype == np.float64
 
 
 def test_topk_and_confusion_against_brute_force():
@@ -99,7 +99,7 @@ def test_checkpoint_roundtrip(tmp_path, optimizer):
     assert state == {"epoch": 2, "note": "x"}
     for (ka, a), (kb, b) in zip(t.model.state_dict().items(), u.model.state_dict().items()):
         assert ka == kb
-        np.testing.assert_array_equal(a.data, b.data)
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
     sa, sb = t.optimizer.state_dict(), u.optimizer.state_dict()
     assert to_jsonable(sa["param_groups"]) == to_jsonable(sb["param_groups"])
     assert type(sa["param_groups"][0].get("betas", ())) is type(sb["param_groups"][0].get("betas", ()))
@@ -134,7 +134,7 @@ def test_weights_file_roundtrip(tmp_path):
     load_weights(tmp_path / "m.safetensors", u.model)
     x = cn.tensor(blobs()[0][:5])
     t.model.eval(), u.model.eval()
-    np.testing.assert_array_equal(t.model(x).data, u.model(x).data)
+    np.testing.assert_array_equal(t.model(x).numpy(), u.model(x).numpy())
 
 
 def test_resume_equals_uninterrupted_run(tmp_path):
@@ -151,7 +151,7 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     keys = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"]
     assert [[h[k] for k in keys] for h in resumed.history] == [[h[k] for k in keys] for h in full.history]
     for a, b in zip(full.model.parameters(), resumed.model.parameters()):
-        np.testing.assert_array_equal(a.data, b.data)
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_output_files(tmp_path):
@@ -220,12 +220,12 @@ def test_batchnorm_buffers_roundtrip_including_legacy_files(tmp_path):
     assert tensors["1.num_batches_tracked"].shape == ()
     other = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 4))
     load_weights(tmp_path / "w.safetensors", other)
-    np.testing.assert_array_equal(other.state_dict()["1.running_mean"].data,
-                                  model.state_dict()["1.running_mean"].data)
+    np.testing.assert_array_equal(other.state_dict()["1.running_mean"].numpy(),
+                                  model.state_dict()["1.running_mean"].numpy())
     tensors["1.num_batches_tracked"] = tensors["1.num_batches_tracked"].reshape(1)
     save_file(tensors, tmp_path / "legacy.safetensors")
     load_weights(tmp_path / "legacy.safetensors", other)
-    assert int(other.state_dict()["1.num_batches_tracked"].data) == 1
+    assert int(other.state_dict()["1.num_batches_tracked"].numpy()) == 1
 
 
 def test_dense_metrics_count_pixels_and_iou():

@@ -236,7 +236,7 @@ class Module:
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                p.grad = Tensor._make(np.zeros_like(p.data))
+                p.grad = Tensor._make(np.zeros_like(p._data))
 
     def apply(self, fn: Callable[["Module"], None]) -> "Module":
         """Call ``fn`` on every submodule (children first) and on self."""
@@ -250,9 +250,9 @@ class Module:
             for store in (m._parameters, m._buffers):
                 for k, t in store.items():
                     if t is not None and t.dtype.kind == "f":
-                        t.data = t.data.astype(dtype)
+                        t._data = t._data.astype(dtype)
                         if t.grad is not None:
-                            t.grad = Tensor._make(t.grad.data.astype(dtype))
+                            t.grad = Tensor._make(t.grad._data.astype(dtype))
         return self
 
     def double(self) -> "Module":
@@ -295,7 +295,7 @@ class Module:
             if k not in state_dict:
                 continue
             value = state_dict[k]
-            arr = value.data if isinstance(value, Tensor) else np.asarray(value)
+            arr = value._data if isinstance(value, Tensor) else np.asarray(value)
             if arr.shape != target.shape:
                 errors.append(f"{k}: checkpoint shape {arr.shape} != model shape {target.shape}")
         if errors:
@@ -308,11 +308,11 @@ class Module:
         for k, target in own.items():
             if k in state_dict:
                 value = state_dict[k]
-                arr = value.data if isinstance(value, Tensor) else np.asarray(value)
+                arr = value._data if isinstance(value, Tensor) else np.asarray(value)
                 if target.dtype.kind == "f" or arr.dtype == target.dtype:
-                    np.copyto(target.data, arr, casting="unsafe")
+                    np.copyto(target._data, arr, casting="unsafe")
                 else:
-                    target.data = arr.astype(target.dtype)
+                    target._data = arr.astype(target.dtype)
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ display

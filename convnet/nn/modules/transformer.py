@@ -23,7 +23,7 @@ def _mask_array(mask, dtype) -> np.ndarray | None:
     """PyTorch's MHA masks: bool True = *not allowed* (-inf); float masks are added."""
     if mask is None:
         return None
-    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
     return np.where(m, -np.inf, 0.0).astype(dtype) if m.dtype == bool else m.astype(dtype)
 
 

@@ -58,9 +58,9 @@ def _fuse_into(conv: _ConvNd, bn: _BatchNorm) -> None:
         raise ValueError(f"fuse_conv_bn_eval: {type(bn).__name__} has no running statistics "
                          "(track_running_stats=False), so it is not a fixed map in eval mode")
     w, b = fuse_conv_bn_weights(
-        conv.weight.data, None if conv.bias is None else conv.bias.data,
-        bn.running_mean.data, bn.running_var.data, bn.eps,
-        None if bn.weight is None else bn.weight.data, None if bn.bias is None else bn.bias.data)
+        conv.weight._data, None if conv.bias is None else conv.bias._data,
+        bn.running_mean._data, bn.running_var._data, bn.eps,
+        None if bn.weight is None else bn.weight._data, None if bn.bias is None else bn.bias._data)
     conv.weight = Parameter(w)
     conv.bias = Parameter(b)
 
