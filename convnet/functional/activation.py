@@ -16,9 +16,17 @@ __all__ = [
 ]
 
 
+def _apply(input: Tensor, inplace: bool, op: str, compute) -> Tensor:
+    """``compute(input)``, or with ``inplace=True`` written into ``input`` itself as torch does
+    (same autograd rules as any in-place op: a leaf that requires grad refuses)."""
+    if inplace:
+        return input._inplace(op, compute)
+    return compute(input)
+
+
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """``max(x, 0)``."""
-    return input.relu()
+    return _apply(input, inplace, "relu", Tensor.relu)
 
 
 def sigmoid(input: Tensor) -> Tensor:
@@ -41,12 +49,12 @@ class _Hardtanh(Function):
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
     """``clip(x, min_val, max_val)``; gradient 0 at and beyond the limits (as torch)."""
-    return _Hardtanh.apply(input, min_val, max_val)
+    return _apply(input, inplace, "hardtanh", lambda x: _Hardtanh.apply(x, min_val, max_val))
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     """``min(max(x, 0), 6)`` (MobileNet v2)."""
-    return _Hardtanh.apply(input, 0.0, 6.0)
+    return _apply(input, inplace, "relu6", lambda x: _Hardtanh.apply(x, 0.0, 6.0))
 
 
 class _LeakyReLU(Function):
@@ -61,7 +69,7 @@ class _LeakyReLU(Function):
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """``x`` if ``x > 0`` else ``negative_slope * x``."""
-    return _LeakyReLU.apply(input, negative_slope)
+    return _apply(input, inplace, "leaky_relu", lambda x: _LeakyReLU.apply(x, negative_slope))
 
 
 class _ELUFn(Function):
@@ -78,7 +86,7 @@ class _ELUFn(Function):
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """``x`` if ``x > 0`` else ``alpha * (exp(x) - 1)``."""
-    return _ELUFn.apply(input, alpha)
+    return _apply(input, inplace, "elu", lambda x: _ELUFn.apply(x, alpha))
 
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -116,17 +124,17 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """``x * sigmoid(x)`` (swish)."""
-    return input * input.sigmoid()
+    return _apply(input, inplace, "silu", lambda x: x * x.sigmoid())
 
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
     """``relu6(x + 3) / 6``."""
-    return relu6(input + 3.0) / 6.0
+    return _apply(input, inplace, "hardsigmoid", lambda x: relu6(x + 3.0) / 6.0)
 
 
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """``x * relu6(x + 3) / 6`` (MobileNet v3)."""
-    return input * hardsigmoid(input)
+    return _apply(input, inplace, "hardswish", lambda x: x * hardsigmoid(x))
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:

@@ -39,10 +39,14 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     _check_p(p, "dropout")
     if not training or p == 0.0:
         return input
-    return _Mask.apply(input, _mask(input.shape, p, input.dtype))
+    mask = _mask(input.shape, p, input.dtype)
+    if inplace:
+        return input._inplace("dropout", lambda x: _Mask.apply(x, mask))
+    return _Mask.apply(input, mask)
 
 
-def _feature_dropout(input: Tensor, p: float, training: bool, spatial: int, op: str) -> Tensor:
+def _feature_dropout(input: Tensor, p: float, training: bool, spatial: int, op: str,
+                     inplace: bool = False) -> Tensor:
     _check_p(p, op)
     if input.ndim not in (spatial + 1, spatial + 2):
         raise ValueError(
@@ -53,19 +57,22 @@ def _feature_dropout(input: Tensor, p: float, training: bool, spatial: int, op: 
         return input
     lead = input.ndim - spatial  # (N, C) or (C,)
     shape = input.shape[:lead] + (1,) * spatial
-    return _Mask.apply(input, _mask(shape, p, input.dtype))
+    mask = _mask(shape, p, input.dtype)
+    if inplace:
+        return input._inplace(op, lambda x: _Mask.apply(x, mask))
+    return _Mask.apply(input, mask)
 
 
 def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero whole channels of ``(N, C, L)``."""
-    return _feature_dropout(input, p, training, 1, "dropout1d")
+    return _feature_dropout(input, p, training, 1, "dropout1d", inplace)
 
 
 def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero whole channels (feature maps) of ``(N, C, H, W)`` (Tompson et al. 2015)."""
-    return _feature_dropout(input, p, training, 2, "dropout2d")
+    return _feature_dropout(input, p, training, 2, "dropout2d", inplace)
 
 
 def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero whole channels of ``(N, C, D, H, W)``."""
-    return _feature_dropout(input, p, training, 3, "dropout3d")
+    return _feature_dropout(input, p, training, 3, "dropout3d", inplace)

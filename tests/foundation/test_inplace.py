@@ -176,3 +176,36 @@ def test_inplace_dtype_stays(rng):
     a = cn.tensor(rng.standard_normal(4).astype(np.float32))
     a *= cn.tensor(rng.standard_normal(4))  # float64 operand: result cast back, as torch
     assert a.dtype == np.float32
+
+
+@pytest.mark.parametrize("name,args", [("relu", ()), ("relu6", ()), ("hardtanh", (-0.5, 0.5)),
+                                       ("leaky_relu", (0.2,)), ("elu", (0.7,)), ("silu", ()),
+                                       ("hardsigmoid", ()), ("hardswish", ())])
+def test_activation_inplace_true_changes_the_input(rng, name, args):
+    import convnet.functional as F
+    import torch.nn.functional as TF
+
+    x, xt = _pair(rng, (4, 5), requires_grad=True)
+    g = rng.standard_normal((4, 5))
+    y, yt = x * 3.0, xt * 3.0
+    out = getattr(F, name)(y, *args, inplace=True)
+    outt = getattr(TF, name)(yt, *args, inplace=True)
+    assert out is y  # torch returns the input itself
+    np.testing.assert_allclose(y.detach().numpy(), yt.detach().numpy(), rtol=1e-14)
+    out.backward(cn.tensor(g))
+    outt.backward(torch.tensor(g))
+    # torch's float64 hardsigmoid backward uses a float32 1/6 (gradients off by 3e-8)
+    rtol = 1e-7 if name in ("hardsigmoid", "hardswish") else 1e-12
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=rtol)
+    with pytest.raises(RuntimeError, match="leaf Variable"):
+        getattr(F, name)(x, *args, inplace=True)
+
+
+def test_relu_module_inplace_and_dropout_inplace(rng):
+    from convnet import nn
+
+    a = cn.tensor(rng.standard_normal((3, 4)))
+    assert nn.ReLU(inplace=True)(a) is a and float(a.numpy().min()) >= 0
+    b = cn.tensor(np.ones((200, 10)))
+    out = nn.Dropout(0.5, inplace=True)(b)
+    assert out is b and set(np.unique(b.numpy())) <= {0.0, 2.0}
