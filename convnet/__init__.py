@@ -29,3 +29,5 @@ def __getattr__(name: str):
 
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'convnet' has no attribute {name!r}")
+
+from .autograd.grad_mode import inference_mode, is_inference_mode_enabled  # noqa: E402,F401

@@ -22,36 +22,61 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups: list[dict] = []
         self.state: dict[int, dict] = {}  # keyed by id(param)
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            f"Tensors or dicts, but got a Tensor of shape {params.shape}")
         params = list(params)
         if not params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+            raise ValueError(f"{type(self).__name__}: optimizer got an empty parameter list")
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         for g in groups:
             self.add_param_group(g)
 
     def add_param_group(self, group: dict) -> None:
+        """Add a group: ``{'params': [...], **options}``; options left out take the
+        optimizer's defaults. Parameters that do not require grad are accepted (they have
+        no ``.grad``, so ``step`` skips them, as in torch). ``params`` may also hold
+        ``(name, tensor)`` pairs, as ``model.named_parameters()`` yields."""
+        if not isinstance(group, dict):
+            raise TypeError(f"{type(self).__name__}: param group must be a dict, "
+                            f"got {type(group).__name__}")
         group = dict(group)
         ps = group["params"]
-        group["params"] = [ps] if isinstance(ps, Tensor) else list(ps)
-        for p in group["params"]:
+        if isinstance(ps, Tensor):
+            ps = [ps]
+        elif isinstance(ps, (set, frozenset)):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, "
+                            "but the ordering of tensors in sets will change between runs. "
+                            "Please use a list instead.")
+        ps = list(ps)
+        if ps and all(isinstance(p, tuple) and len(p) == 2 for p in ps):
+            group["param_names"] = [name for name, _ in ps]
+            ps = [p for _, p in ps]
+        group["params"] = ps
+        for p in ps:
             if not isinstance(p, Tensor):
-                raise TypeError(f"{type(self).__name__}: parameters must be Tensors, got {type(p).__name__}")
-            if not p.requires_grad:
-                raise ValueError(f"{type(self).__name__}: a parameter of shape {p.shape} does not require grad")
+                raise TypeError(f"{type(self).__name__}: optimizer can only optimize Tensors, "
+                                f"but one of the params is {type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError(f"{type(self).__name__}: can't optimize a non-leaf Tensor "
+                                 f"(shape {p.shape}); optimize the leaf it was computed from")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
-        if any(id(p) in seen for p in group["params"]):
-            raise ValueError(f"{type(self).__name__}: a parameter appears in more than one group")
+        if any(id(p) in seen for p in ps):
+            raise ValueError(f"{type(self).__name__}: some parameters appear in more than one "
+                             "parameter group")
         for k, v in self.defaults.items():
             group.setdefault(k, v)
         self.param_groups.append(group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear every parameter's ``.grad``: to ``None`` (torch 2.x's default) or, with
+        ``set_to_none=False``, to zeros in place."""
         for g in self.param_groups:
             for p in g["params"]:
                 if set_to_none or p.grad is None:
                     p.grad = None
-                else:
-                    p.grad = Tensor._make(np.zeros_like(p._data))
+                else:  # the same grad Tensor, zeroed (a fresh array: see clip_grad_norm_)
+                    p.grad._data = np.zeros_like(p.grad._data)
 
     @no_grad()
     def step(self, closure=None):
