@@ -31,3 +31,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'convnet' has no attribute {name!r}")
 
 from .autograd.grad_mode import inference_mode, is_inference_mode_enabled  # noqa: E402,F401
+from .serialization import load, save  # noqa: E402,F401

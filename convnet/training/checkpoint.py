@@ -128,7 +128,7 @@ def load_checkpoint(path: str | os.PathLike, model=None, optimizer=None, schedul
         weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}
         try:
             model.load_state_dict(_fit_scalars(weights, model))
-        except (KeyError, ValueError) as e:
+        except (KeyError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{path}: the checkpoint does not fit this model: {e}") from None
     if optimizer is not None:
         if "optimizer" not in meta:

@@ -284,27 +284,32 @@ class Module:
     def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
         """Copy values (Tensors or NumPy arrays) into parameters and buffers by name.
 
-        Shapes must match exactly. With ``strict``, missing or unexpected keys raise
-        a KeyError listing them; otherwise they are returned.
+        Shapes must match exactly. As in torch, problems raise one RuntimeError listing
+        them all (with ``strict``, missing and unexpected keys; always, size mismatches) and
+        nothing is loaded; with ``strict=False`` the key lists are returned.
         """
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         errors = []
+        if strict and missing:  # torch's wording and order, so error texts match
+            errors.append("Missing key(s) in state_dict: "
+                          + ", ".join(f'"{k}"' for k in missing) + ". ")
+        if strict and unexpected:
+            errors.append("Unexpected key(s) in state_dict: "
+                          + ", ".join(f'"{k}"' for k in unexpected) + ". ")
         for k, target in own.items():
             if k not in state_dict:
                 continue
             value = state_dict[k]
             arr = value._data if isinstance(value, Tensor) else np.asarray(value)
             if arr.shape != target.shape:
-                errors.append(f"{k}: checkpoint shape {arr.shape} != model shape {target.shape}")
+                errors.append(f"size mismatch for {k}: copying a param with shape "
+                              f"{tuple(arr.shape)} from checkpoint, the shape in current model "
+                              f"is {tuple(target.shape)}.")
         if errors:
-            raise ValueError("load_state_dict: size mismatch for " + "; ".join(errors))
-        if strict and (missing or unexpected):
-            raise KeyError(
-                f"load_state_dict: missing keys {missing}, unexpected keys {unexpected} "
-                f"(pass strict=False to ignore)"
-            )
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
+                               + "\n\t".join(errors))
         for k, target in own.items():
             if k in state_dict:
                 value = state_dict[k]
