@@ -31,4 +31,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'convnet' has no attribute {name!r}")
 
 from .autograd.grad_mode import inference_mode, is_inference_mode_enabled  # noqa: E402,F401
+
+# Devices (issue 14): convnet runs on the CPU; torch's device API answers accordingly.
+from .device import device  # noqa: E402,F401
+from . import accelerator, backends, cuda  # noqa: E402,F401
 from .serialization import load, save  # noqa: E402,F401

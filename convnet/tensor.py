@@ -262,7 +262,34 @@ class Tensor:
             return E.Cast.apply(self, dtype)
         return Tensor._make(self._data.astype(dtype))
 
-    to = astype
+    def to(self, *args, **kwargs) -> "Tensor":
+        """torch's ``to(dtype)``, ``to(device, dtype=None)`` and ``to(other)`` (other's dtype),
+        each with ``non_blocking=`` (no effect) and ``copy=`` (a new tensor even when nothing
+        changes). Returns ``self`` when nothing changes; a float cast stays differentiable.
+        The device must be the CPU (anything else raises RuntimeError)."""
+        from .device import parse_to
+
+        _, dtype, copy = parse_to("Tensor.to", args, kwargs)
+        out = self if dtype is None else self.astype(dtype)
+        return E.Clone.apply(self) if copy and out is self else out
+
+    # ---------------------------------------------------------------- devices
+    @property
+    def device(self):
+        """Always ``device(type='cpu')``: convnet keeps data in NumPy arrays."""
+        from .device import CPU
+
+        return CPU
+
+    is_cuda = False
+
+    def cpu(self, memory_format=None) -> "Tensor":
+        return self
+
+    def cuda(self, device=None, non_blocking: bool = False, memory_format=None) -> "Tensor":
+        from .device import check_device
+
+        check_device("cuda", "Tensor.cuda()")  # always raises: there is no GPU to copy to
 
     def float(self) -> "Tensor":
         return self.astype(float32)

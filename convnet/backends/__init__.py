@@ -170,3 +170,8 @@ def _threading_layer() -> str:
         return numba.threading_layer()
     except ValueError:  # no parallel region has run yet
         return "not started"
+
+
+# torch.backends' flag namespaces (cudnn, cuda, mps), for scripts that set or query them; they
+# describe hardware convnet does not use and change no kernel.
+from . import cuda, cudnn, mps  # noqa: E402,F401

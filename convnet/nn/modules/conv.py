@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from ... import functional as F
+from ...device import parameter_dtype
 from ...kernels.shapes import conv_transpose_output_size, ntuple, same_padding
 from ...tensor import Tensor
 from .. import init
@@ -34,8 +35,7 @@ class _ConvNd(Module):
         super().__init__()
         name = type(self).__name__
         nd = self._nd
-        if device not in (None, "cpu"):
-            raise ValueError(f"{name}: only the CPU exists in convnet, got device={device!r}")
+        dtype = parameter_dtype(name, device, dtype)
         for arg, v in (("in_channels", in_channels), ("out_channels", out_channels),
                        ("groups", groups)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -70,7 +70,6 @@ class _ConvNd(Module):
         self.output_padding = ntuple(output_padding, nd, "output_padding", name)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.padding_mode = padding_mode
-        dtype = np.dtype(np.float32 if dtype is None else dtype)
         if self._transposed:
             shape = (in_channels, out_channels // groups) + self.kernel_size
         else:

@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from ... import functional as F
+from ...device import parameter_dtype
 from .. import init
 from ..parameter import Parameter
 from .module import Module
@@ -19,6 +20,7 @@ class Linear(Module):
     Args:
         in_features, out_features: sizes of each input and output sample.
         bias: learn an additive bias (default True).
+        device: must be the CPU (``None``, ``'cpu'``); others raise RuntimeError.
         dtype: parameter dtype (float32 default).
 
     Shape: ``(*, in_features) -> (*, out_features)``. Parameters:
@@ -26,8 +28,10 @@ class Linear(Module):
     ``W, b ~ U(-1/sqrt(in), 1/sqrt(in))``.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None,
+                 dtype=None):
         super().__init__()
+        dtype = parameter_dtype("Linear", device, dtype)
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
         self.bias = Parameter(np.empty(out_features, dtype=dtype)) if bias else None

@@ -262,10 +262,29 @@ class Module:
     def float(self) -> "Module":
         return self._cast(np.float32)
 
-    def to(self, dtype) -> "Module":
+    def to(self, *args, **kwargs) -> "Module":
+        """torch's ``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(tensor)``: cast
+        floating-point parameters and buffers in place (the same Parameter objects, so an
+        optimizer built before still holds them). The device must be the CPU."""
+        from ...device import parse_to
         from ...tensor import as_dtype
 
-        return self._cast(as_dtype(dtype))
+        _, dtype, _ = parse_to("Module.to", args, kwargs)
+        if dtype is None:
+            return self
+        dtype = as_dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError("nn.Module.to only accepts floating point dtypes, but got desired "
+                            f"dtype={dtype}")
+        return self._cast(dtype)
+
+    def cpu(self) -> "Module":
+        return self
+
+    def cuda(self, device=None) -> "Module":
+        from ...device import check_device
+
+        check_device("cuda", "Module.cuda()")  # always raises: there is no GPU to move to
 
     # --------------------------------------------------------------- state dict
     def state_dict(self, destination=None, prefix: str = "", keep_vars: bool = False) -> OrderedDict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import functional as F
+from ...device import parameter_dtype
 from ...tensor import Tensor
 from .. import init
 from ..parameter import Parameter
@@ -25,8 +26,10 @@ class _NormBase(Module):
     _dims: tuple[int, ...] = (4,)
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, dtype=np.float32):
+                 affine: bool = True, track_running_stats: bool = True, device=None,
+                 dtype=None):
         super().__init__()
+        dtype = parameter_dtype(type(self).__name__, device, dtype)
         if num_features <= 0:
             raise ValueError(f"{type(self).__name__}: num_features must be positive, "
                              f"got {num_features}")
@@ -121,8 +124,9 @@ class BatchNorm3d(_BatchNorm):
 
 class _InstanceNorm(_NormBase):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = False, track_running_stats: bool = False, dtype=np.float32):
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
+                 affine: bool = False, track_running_stats: bool = False, device=None,
+                 dtype=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
         self._check_input(input)
@@ -172,8 +176,9 @@ class LayerNorm(Module):
     """
 
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
-                 bias: bool = True, dtype=np.float32):
+                 bias: bool = True, device=None, dtype=None):
         super().__init__()
+        dtype = parameter_dtype("LayerNorm", device, dtype)
         if isinstance(normalized_shape, int):
             normalized_shape = (normalized_shape,)
         self.normalized_shape = tuple(int(v) for v in normalized_shape)
@@ -205,8 +210,9 @@ class GroupNorm(Module):
     """
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
-                 affine: bool = True, dtype=np.float32):
+                 affine: bool = True, device=None, dtype=None):
         super().__init__()
+        dtype = parameter_dtype("GroupNorm", device, dtype)
         if num_groups <= 0 or num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_channels={num_channels} must be divisible by "
                              f"num_groups={num_groups}")

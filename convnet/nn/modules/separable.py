@@ -47,9 +47,10 @@ class DepthwiseConv2d(Conv2d):
 
     def __init__(self, in_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  bias: bool = True, padding_mode: str = "zeros", depth_multiplier: int = 1,
-                 dtype=None):
+                 device=None, dtype=None):
         super().__init__(in_channels, in_channels * depth_multiplier, kernel_size, stride,
-                         padding, dilation, in_channels, bias, padding_mode, dtype=dtype)
+                         padding, dilation, in_channels, bias, padding_mode, device=device,
+                         dtype=dtype)
         self.depth_multiplier = depth_multiplier
 
 
@@ -62,9 +63,9 @@ class PointwiseConv2d(Conv2d):
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride=1, groups: int = 1,
-                 bias: bool = True, dtype=None):
+                 bias: bool = True, device=None, dtype=None):
         super().__init__(in_channels, out_channels, 1, stride, 0, 1, groups, bias, "zeros",
-                         dtype=dtype)
+                         device=device, dtype=dtype)
 
 
 class DepthwiseSeparableConv2d(Module):
@@ -88,7 +89,7 @@ class DepthwiseSeparableConv2d(Module):
                  padding=None, dilation=1, bias: bool | None = None,
                  norm_layer: Callable[[int], Module] | None = None,
                  activation: Callable[[], Module] | None = None, depth_multiplier: int = 1,
-                 dtype=None):
+                 device=None, dtype=None):
         super().__init__()
         if padding is None:
             padding = _keep_size_padding(kernel_size, dilation)
@@ -96,10 +97,11 @@ class DepthwiseSeparableConv2d(Module):
             bias = norm_layer is None
         mid = in_channels * depth_multiplier
         self.depthwise = DepthwiseConv2d(in_channels, kernel_size, stride, padding, dilation,
-                                         bias, depth_multiplier=depth_multiplier, dtype=dtype)
+                                         bias, depth_multiplier=depth_multiplier,
+                                         device=device, dtype=dtype)
         self.norm1 = norm_layer(mid) if norm_layer is not None else None
         self.act1 = activation() if activation is not None else None
-        self.pointwise = PointwiseConv2d(mid, out_channels, bias=bias, dtype=dtype)
+        self.pointwise = PointwiseConv2d(mid, out_channels, bias=bias, device=device, dtype=dtype)
         self.norm2 = norm_layer(out_channels) if norm_layer is not None else None
         self.act2 = activation() if activation is not None else None
 
@@ -162,7 +164,7 @@ class SpatiallySeparableConv2d(Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride=1,
                  padding=0, dilation=1, bias: bool = True, mid_channels: int | None = None,
-                 dtype=None):
+                 device=None, dtype=None):
         super().__init__()
         name = "SpatiallySeparableConv2d"
         k = ntuple(kernel_size, 2, "kernel_size", name)
@@ -172,9 +174,9 @@ class SpatiallySeparableConv2d(Module):
         mid = out_channels if mid_channels is None else mid_channels
         self.kernel_size = k
         self.vertical = Conv2d(in_channels, mid, (k[0], 1), (s[0], 1), (p[0], 0), (d[0], 1),
-                               bias=False, dtype=dtype)
+                               bias=False, device=device, dtype=dtype)
         self.horizontal = Conv2d(mid, out_channels, (1, k[1]), (1, s[1]), (0, p[1]), (1, d[1]),
-                                 bias=bias, dtype=dtype)
+                                 bias=bias, device=device, dtype=dtype)
 
     def forward(self, input: Tensor) -> Tensor:
         return self.horizontal(self.vertical(input))

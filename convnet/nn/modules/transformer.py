@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import functional as F
+from ...device import parameter_dtype
 from ...tensor import Tensor
 from .. import init
 from ..parameter import Parameter
@@ -48,8 +49,9 @@ class MultiheadAttention(Module):
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
                  add_bias_kv: bool = False, add_zero_attn: bool = False, kdim=None, vdim=None,
-                 batch_first: bool = False, dtype=np.float32):
+                 batch_first: bool = False, device=None, dtype=None):
         super().__init__()
+        dtype = parameter_dtype("MultiheadAttention", device, dtype)
         if embed_dim <= 0 or num_heads <= 0 or embed_dim % num_heads:
             raise ValueError(f"MultiheadAttention: embed_dim ({embed_dim}) must be a positive "
                              f"multiple of num_heads ({num_heads})")
@@ -153,21 +155,23 @@ class TransformerEncoderLayer(Module):
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048,
                  dropout: float = 0.1, activation: str = "relu", layer_norm_eps: float = 1e-5,
-                 batch_first: bool = False, norm_first: bool = False, bias: bool = True):
+                 batch_first: bool = False, norm_first: bool = False, bias: bool = True,
+                 device=None, dtype=None):
         super().__init__()
+        kw = {"device": device, "dtype": dtype}
         from .normalization import LayerNorm
 
         if activation not in ("relu", "gelu"):
             raise ValueError(f"TransformerEncoderLayer: activation must be 'relu' or 'gelu', "
                              f"got {activation!r}")
         self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                            batch_first=batch_first)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias)
+                                            batch_first=batch_first, **kw)
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **kw)
         self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **kw)
         self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps)
+        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, **kw)
+        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, **kw)
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
         self.activation = ReLU() if activation == "relu" else GELU()
