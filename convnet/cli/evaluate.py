@@ -32,7 +32,7 @@ def load_run(run_dir: Path):
         raise FileNotFoundError(f"{run_dir}: no model.safetensors (was the run interrupted before "
                                 "its first epoch finished?)")
     model = build_model(cfg, info)
-    load_weights(weights, model)
+    load_weights(model, weights)
     model.eval()
     return cfg, info, model
 

@@ -127,7 +127,7 @@ class RestoreBestWeights(_Monitor):
             from .checkpoint import save_weights
 
             trainer.out_dir.mkdir(parents=True, exist_ok=True)
-            save_weights(trainer.out_dir / self.FILE, trainer.model,
+            save_weights(trainer.model, trainer.out_dir / self.FILE,
                          {"config": trainer.config, "epoch": epoch})
 
     def on_train_end(self, trainer) -> None:
@@ -138,13 +138,13 @@ class RestoreBestWeights(_Monitor):
         if self._weights is not None:
             trainer.model.load_state_dict(self._weights)
         elif trainer.out_dir is not None and (trainer.out_dir / self.FILE).is_file():
-            load_weights(trainer.out_dir / self.FILE, trainer.model)  # resumed run
+            load_weights(trainer.model, trainer.out_dir / self.FILE)  # resumed run
         else:
             raise FileNotFoundError(f"RestoreBestWeights: the weights of epoch {self.best_epoch} "
                                     "were not kept (no out_dir, and this is a resumed run)")
         trainer.restored_epoch = self.best_epoch
         if trainer.out_dir is not None:
-            save_weights(trainer.out_dir / "model.safetensors", trainer.model,
+            save_weights(trainer.model, trainer.out_dir / "model.safetensors",
                          {"config": trainer.config, "epoch": self.best_epoch})
         if trainer.log is not None:
             trainer.log(f"restored the weights of epoch {self.best_epoch} ({self.monitor} "

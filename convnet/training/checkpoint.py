@@ -8,12 +8,14 @@ leaves the previous checkpoint intact and never a half-written one:
 * ``__metadata__["convnet"]``: JSON with the optimizer's param groups and scalar state,
   the scheduler state, and whatever run state the caller adds (epoch, history, RNG states).
 
-:func:`save_weights` / :func:`load_weights` handle a weights-only file (``model.safetensors``).
+:func:`save_weights` / :func:`load_weights` handle a weights-only file (``model.safetensors``);
+like ``torch.save(obj, f)`` and ``models.load_weights(model, path)`` they take the model first.
 """
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -60,15 +62,33 @@ def _model_tensors(model) -> dict[str, np.ndarray]:
     return {f"model/{k}": v._data for k, v in model.state_dict().items()}
 
 
-def save_weights(path: str | os.PathLike, model, metadata: dict | None = None) -> None:
+def _model_first(fn: str, model, path):
+    """``(model, path)``; the older ``(path, model)`` order still works, with a warning."""
+    from ..nn.modules.module import Module
+
+    if isinstance(model, Module):
+        return model, path
+    if isinstance(path, Module):
+        warnings.warn(f"{fn}(path, model) is deprecated; pass (model, path), the order of "
+                      "models.load_weights and torch.save(obj, f)", DeprecationWarning,
+                      stacklevel=3)
+        return path, model
+    raise TypeError(f"{fn}: expected (model, path), got ({type(model).__name__}, "
+                    f"{type(path).__name__})")
+
+
+def save_weights(model, path: str | os.PathLike, metadata: dict | None = None) -> None:
     """Write ``model.state_dict()`` to a safetensors file (atomically); ``metadata`` (any
     JSON-able dict) is stored under ``__metadata__["convnet"]``."""
+    model, path = _model_first("save_weights", model, path)
     meta = {"convnet": json.dumps(to_jsonable(metadata))} if metadata else None
     save_file({k: v._data for k, v in model.state_dict().items()}, path, meta)
 
 
-def load_weights(path: str | os.PathLike, model, strict: bool = True):
-    """Load a weights file written by :func:`save_weights` (or any safetensors state dict)."""
+def load_weights(model, path: str | os.PathLike, strict: bool = True):
+    """Load a weights file written by :func:`save_weights` (or any safetensors state dict,
+    such as ``convnet.save(model.state_dict(), path)`` writes) into ``model``."""
+    model, path = _model_first("load_weights", model, path)
     tensors = load_file(path)
     if any(k.startswith("model/") for k in tensors):  # a full checkpoint works too
         tensors = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}

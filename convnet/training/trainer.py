@@ -269,7 +269,7 @@ class Trainer:
         out.mkdir(parents=True, exist_ok=True)
         save_checkpoint(out / "checkpoint.safetensors", self.model, self.optimizer, self.scheduler,
                         **self.state())
-        save_weights(out / "model.safetensors", self.model,
+        save_weights(self.model, out / "model.safetensors",
                      {"config": self.config, "epoch": self.epoch})
         self.write_metrics(out)
         self.saved_epoch = self.epoch

@@ -372,3 +372,22 @@ def test_nothing_executes_on_load(tmp_path):
     st_save_file({}, str(tmp_path / "c.pt"),
                  {"convnet.save": '{"version": 1, "tree": "__import__(\'os\').system(\'x\')"}'})
     assert cn.load(tmp_path / "c.pt") == "__import__('os').system('x')"
+
+
+# ------------------------------------------------------------------ one argument order
+def test_weight_helpers_take_model_then_path(tmp_path):
+    from convnet import models
+    from convnet.training import load_weights, save_weights
+
+    src, dst, dst2 = _net(0), _net(1), _net(2)
+    save_weights(src, tmp_path / "w.safetensors")  # (obj, path), as torch.save
+    load_weights(dst, tmp_path / "w.safetensors")  # (model, path), as models.load_weights
+    cn.save(src.state_dict(), tmp_path / "sd.safetensors")
+    models.load_weights(dst2, tmp_path / "sd.safetensors")  # a cn.save state dict loads too
+    for a, b, c in zip(src.state_dict().values(), dst.state_dict().values(),
+                       dst2.state_dict().values()):
+        assert np.array_equal(a.numpy(), b.numpy()) and np.array_equal(a.numpy(), c.numpy())
+    with pytest.warns(DeprecationWarning, match=r"pass \(model, path\)"):
+        load_weights(tmp_path / "w.safetensors", _net(3))  # the older order still works
+    with pytest.raises(TypeError, match=r"expected \(model, path\)"):
+        save_weights(tmp_path / "x.safetensors", tmp_path / "y.safetensors")

@@ -118,7 +118,7 @@ def test_checkpoint_errors(tmp_path):
     other = nn.Sequential(nn.Linear(6, 3))
     with pytest.raises(CheckpointError, match="does not fit this model"):
         load_checkpoint(p, other)
-    save_weights(tmp_path / "w.safetensors", t.model)
+    save_weights(t.model, tmp_path / "w.safetensors")
     with pytest.raises(CheckpointError, match="not a convnet checkpoint"):
         load_checkpoint(tmp_path / "w.safetensors", t.model)
     p.write_bytes(p.read_bytes()[:-10])
@@ -129,9 +129,9 @@ def test_checkpoint_errors(tmp_path):
 def test_weights_file_roundtrip(tmp_path):
     t = make_run(epochs=1)
     t.fit()
-    save_weights(tmp_path / "m.safetensors", t.model, {"epoch": 1})
+    save_weights(t.model, tmp_path / "m.safetensors", {"epoch": 1})
     u = make_run(seed=9)
-    load_weights(tmp_path / "m.safetensors", u.model)
+    load_weights(u.model, tmp_path / "m.safetensors")
     x = cn.tensor(blobs()[0][:5])
     t.model.eval(), u.model.eval()
     np.testing.assert_array_equal(t.model(x).numpy(), u.model(x).numpy())
@@ -215,16 +215,16 @@ def test_batchnorm_buffers_roundtrip_including_legacy_files(tmp_path):
     if model is None:
         pytest.skip("nn.BatchNorm1d not available")
     model(cn.tensor(blobs()[0][:32]))  # updates running stats and the counter
-    save_weights(tmp_path / "w.safetensors", model)
+    save_weights(model, tmp_path / "w.safetensors")
     tensors = load_file(tmp_path / "w.safetensors")
     assert tensors["1.num_batches_tracked"].shape == ()
     other = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 4))
-    load_weights(tmp_path / "w.safetensors", other)
+    load_weights(other, tmp_path / "w.safetensors")
     np.testing.assert_array_equal(other.state_dict()["1.running_mean"].numpy(),
                                   model.state_dict()["1.running_mean"].numpy())
     tensors["1.num_batches_tracked"] = tensors["1.num_batches_tracked"].reshape(1)
     save_file(tensors, tmp_path / "legacy.safetensors")
-    load_weights(tmp_path / "legacy.safetensors", other)
+    load_weights(other, tmp_path / "legacy.safetensors")
     assert int(other.state_dict()["1.num_batches_tracked"].numpy()) == 1
 
 
