@@ -8,3 +8,6 @@ from .parameter import Parameter  # noqa: F401
 
 # ``import convnet.nn.functional as F`` names the same module as ``convnet.functional``
 _sys.modules[__name__ + ".functional"] = functional
+
+from . import parallel  # noqa: E402,F401
+from .parallel import DataParallel  # noqa: E402,F401

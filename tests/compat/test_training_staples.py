@@ -367,3 +367,125 @@ def test_bare_and_called_grad_mode_decorators():
     tx = torch.tensor([1.0], requires_grad=True)
     assert not torch.no_grad(lambda a: a * 2)(tx).requires_grad
     assert torch.inference_mode(mode=False)(lambda a: a * 2)(tx).requires_grad
+
+
+# ------------------------------------------------------------------ pixel shuffle
+@pytest.mark.parametrize("shape,r", [((2, 18, 3, 4), 3), ((8, 5, 2), 2), ((2, 3, 4, 2, 2), 2)])
+def test_pixel_shuffle_and_unshuffle_match_torch(rng, shape, r):
+    from tests.helpers.oracle import check
+
+    x = rng.standard_normal(shape)
+    check(lambda t: cn.functional.pixel_shuffle(t, r),
+          lambda t: torch.nn.functional.pixel_shuffle(t, r), [x])
+    y = rng.standard_normal((*shape[:-3], shape[-3], shape[-2] * r, shape[-1] * r))
+    check(lambda t: nn.PixelUnshuffle(r)(t), lambda t: torch.nn.PixelUnshuffle(r)(t), [y])
+    back = nn.PixelUnshuffle(r)(nn.PixelShuffle(r)(cn.tensor(x)))
+    np.testing.assert_array_equal(back.numpy(), x)
+    assert repr(nn.PixelShuffle(r)) == repr(torch.nn.PixelShuffle(r))
+
+
+def test_pixel_shuffle_errors():
+    with pytest.raises(RuntimeError, match="divisible"):
+        cn.functional.pixel_shuffle(cn.zeros(1, 5, 2, 2), 2)
+    with pytest.raises(RuntimeError, match="divisible"):
+        cn.functional.pixel_unshuffle(cn.zeros(1, 1, 3, 4), 2)
+    with pytest.raises(RuntimeError, match="at least 3 dimensions"):
+        cn.functional.pixel_shuffle(cn.zeros(4, 4), 2)
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.pixel_shuffle(torch.zeros(1, 5, 2, 2), 2)
+
+
+# ------------------------------------------------------------------ nn.init
+def test_init_works_on_parameters_in_grad_mode_and_bumps_version():
+    init = nn.init
+    w = nn.Parameter(cn.zeros(6, 4, 3, 3))
+    for fn in (init.kaiming_uniform_, init.kaiming_normal_, init.xavier_uniform_,
+               init.xavier_normal_, init.orthogonal_, init.normal_, init.uniform_,
+               init.trunc_normal_, init.ones_, init.zeros_, init.dirac_):
+        assert fn(w) is w and w.requires_grad and w.is_leaf
+    # re-initialising a weight saved for backward is caught, as torch's version counter does
+    x = nn.Parameter(cn.ones(3))
+    y = (x * x).sum()
+    init.constant_(x, 2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+
+
+@pytest.mark.parametrize("shape,gain", [((6, 6), 1.0), ((4, 10), 2.0), ((12, 3, 2, 2), 0.5),
+                                        ((10, 3), 1.3)])
+def test_orthogonal_is_orthogonal_and_haar_signed(shape, gain):
+    w = cn.zeros(*shape, dtype=cn.float64)
+    nn.init.orthogonal_(w, gain=gain)
+    m = w.numpy().reshape(shape[0], -1)
+    rows, cols = m.shape
+    gram = m @ m.T if rows <= cols else m.T @ m
+    np.testing.assert_allclose(gram, gain**2 * np.eye(min(rows, cols)), atol=1e-10)
+    t = torch.empty(shape, dtype=torch.float64)
+    torch.nn.init.orthogonal_(t, gain=gain)
+    tm = t.numpy().reshape(shape[0], -1)
+    np.testing.assert_allclose(np.linalg.svd(m, compute_uv=False),
+                               np.linalg.svd(tm, compute_uv=False), atol=1e-10)
+    # Haar: entries are centred with variance gain^2 / max(rows, cols) (over many draws)
+    cn.manual_seed(0)
+    draws = np.stack([nn.init.orthogonal_(cn.zeros(*shape, dtype=cn.float64), gain=gain).numpy()
+                      for _ in range(200)])
+    assert abs(draws.mean()) < 0.05 * gain
+    np.testing.assert_allclose(draws.var(), gain**2 / max(rows, cols), rtol=0.1)
+
+
+def test_dirac_eye_gain_and_deterministic_inits_match_torch():
+    for shape, groups in [((4, 2, 3, 3), 2), ((3, 5, 4), 1), ((6, 2, 3, 3, 3), 3)]:
+        c = nn.init.dirac_(cn.zeros(*shape), groups)
+        t = torch.nn.init.dirac_(torch.zeros(shape), groups)
+        np.testing.assert_array_equal(c.numpy(), t.numpy())
+    np.testing.assert_array_equal(nn.init.eye_(cn.zeros(3, 5)).numpy(),
+                                  torch.nn.init.eye_(torch.zeros(3, 5)).numpy())
+    for nl, p in [("relu", None), ("leaky_relu", 0.2), ("tanh", None), ("selu", None),
+                  ("conv2d", None), ("sigmoid", None), ("leaky_relu", None)]:
+        assert nn.init.calculate_gain(nl, p) == pytest.approx(torch.nn.init.calculate_gain(nl, p))
+    with pytest.raises(ValueError, match="nonlinearity"):
+        nn.init.calculate_gain("swish")
+    with pytest.raises(ValueError, match="fewer than 2 dimensions"):
+        nn.init.xavier_uniform_(cn.zeros(3))
+    with pytest.raises(ValueError, match="3, 4, or 5"):
+        nn.init.dirac_(cn.zeros(3, 3))
+    with pytest.warns(FutureWarning):
+        nn.init.xavier_uniform(cn.zeros(3, 3))
+
+
+@pytest.mark.parametrize("fn,kw,std", [
+    ("kaiming_uniform_", dict(mode="fan_out", nonlinearity="relu"), math.sqrt(2 / (64 * 9))),
+    ("kaiming_normal_", dict(a=0.1), math.sqrt(2 / 1.01 / (32 * 9))),
+    ("xavier_normal_", dict(gain=2.0), 2 * math.sqrt(2 / (96 * 9))),
+    ("trunc_normal_", dict(std=0.02, a=-0.04, b=0.04), None),
+])
+def test_random_inits_have_torch_statistics(fn, kw, std):
+    cn.manual_seed(1)
+    c = getattr(nn.init, fn)(cn.zeros(64, 32, 3, 3, dtype=cn.float64), **kw).numpy()
+    t = getattr(torch.nn.init, fn)(torch.zeros(64, 32, 3, 3, dtype=torch.float64), **kw).numpy()
+    np.testing.assert_allclose(c.std(), t.std(), rtol=0.05)
+    assert abs(c.mean()) < 0.05 * c.std()
+    if std is not None:
+        np.testing.assert_allclose(c.std(), std, rtol=0.05)
+    else:
+        assert c.min() >= -0.04 and c.max() <= 0.04
+
+
+def test_sparse_init_zero_count():
+    w = nn.init.sparse_(cn.zeros(10, 7), sparsity=0.3, std=0.5)
+    assert ((w.numpy() == 0).sum(axis=0) == 3).all()
+
+
+# ------------------------------------------------------------------ DataParallel
+def test_data_parallel_stand_in():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    dp = nn.DataParallel(model, device_ids=[0, 1])
+    tdp = torch.nn.DataParallel(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(),
+                                                    torch.nn.Linear(4, 2)))
+    assert dp.module is model
+    assert list(dp.state_dict()) == list(tdp.state_dict())  # 'module.0.weight', ...
+    x = cn.randn(5, 3)
+    np.testing.assert_array_equal(dp(x).numpy(), model(x).numpy())
+    assert nn.parallel.DataParallel is nn.DataParallel
+    with pytest.raises(RuntimeError, match="convnet.distributed"):
+        nn.parallel.DistributedDataParallel(model)

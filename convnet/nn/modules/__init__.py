@@ -12,3 +12,4 @@ from .unpooling import *  # noqa: F401,F403
 from .upsampling import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
 from .transformer import *  # noqa: F401,F403
+from .pixelshuffle import *  # noqa: F401,F403
