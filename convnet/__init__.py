@@ -36,3 +36,8 @@ from .autograd.grad_mode import inference_mode, is_inference_mode_enabled  # noq
 from .device import device  # noqa: E402,F401
 from . import accelerator, backends, cuda  # noqa: E402,F401
 from .serialization import load, save  # noqa: E402,F401
+
+# torch's function forms of Tensor methods (cn.add(a, b, alpha=), cn.gather, cn.einsum, ...);
+# their matmul (with out=) replaces creation's.
+from .functions import *  # noqa: E402,F401,F403
+from .tensor import Size  # noqa: E402,F401

@@ -15,6 +15,7 @@ import numpy as np
 from .autograd import engine
 from .autograd.grad_mode import is_grad_enabled
 from .ops import elementwise as E
+from .ops import indexing as Ix
 from .ops import reduction as R
 from .ops import shape as S
 from .ops.matmul import MatMul
@@ -25,6 +26,14 @@ int64 = np.dtype("int64")
 int32 = np.dtype("int32")
 uint8 = np.dtype("uint8")
 bool_ = np.dtype("bool")
+
+# Tensor.type() names (torch's legacy tensor-type names)
+_TYPE_NAMES = {
+    np.dtype("float32"): "FloatTensor", np.dtype("float64"): "DoubleTensor",
+    np.dtype("float16"): "HalfTensor", np.dtype("int64"): "LongTensor", np.dtype("int32"): "IntTensor",
+    np.dtype("int16"): "ShortTensor", np.dtype("int8"): "CharTensor", np.dtype("uint8"): "ByteTensor",
+    np.dtype("bool"): "BoolTensor",
+}
 
 _DTYPE_NAMES = {
     "float32": float32, "float": float32, "float64": float64, "double": float64,
@@ -124,8 +133,9 @@ class Tensor:
         self._data = value._data
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return self._data.shape
+    def shape(self) -> "Size":
+        """The sizes of the axes, a ``convnet.Size`` (a tuple)."""
+        return Size(self._data.shape)
 
     @property
     def ndim(self) -> int:
@@ -144,7 +154,12 @@ class Tensor:
         return self.permute(*reversed(range(self.ndim)))
 
     def size(self, dim: int | None = None):
-        return self.shape if dim is None else self.shape[dim]
+        """``convnet.Size`` of all axes, or the length of axis ``dim``."""
+        if dim is None:
+            return Size(self._data.shape)
+        if not -self.ndim <= dim < self.ndim:
+            raise IndexError(f"size: dim {dim} is out of range for a tensor of shape {self.shape}")
+        return self._data.shape[dim]
 
     def dim(self) -> int:
         return self.ndim
@@ -162,15 +177,18 @@ class Tensor:
             yield self[i]
 
     def __repr__(self) -> str:
-        body = np.array2string(self._data, separator=", ", prefix="tensor(", precision=4)
-        extra = ""
-        if self.dtype not in (float32, int64, bool_):
-            extra += f", dtype={self.dtype}"
-        if self._ctx is not None:
-            extra += f", grad_fn=<{type(self._ctx).__name__}>"
-        elif self.requires_grad:
-            extra += ", requires_grad=True"
-        return f"tensor({body}{extra})"
+        """torch's layout: ``tensor([5.5000, 3.0000], requires_grad=True)``."""
+        from ._printing import tensor_repr
+        from .autograd.graph import function_name
+
+        name = function_name(self._ctx) if self._ctx is not None else None
+        return tensor_repr(self._data, name, self.requires_grad)
+
+    def __format__(self, spec: str) -> str:
+        # As torch: a 0-d tensor formats like its number (f"{loss:.4f}"); others only with "".
+        if self.ndim == 0:
+            return format(self.item(), spec)
+        return object.__format__(self, spec)
 
     def __array__(self, dtype=None, copy=None):
         arr = self._data
@@ -209,6 +227,16 @@ class Tensor:
         return int(self.item())
 
     # ---------------------------------------------------------------- autograd
+    @property
+    def grad_fn(self):
+        """The backward node that made this tensor (``None`` for a leaf): ``.name()`` and
+        ``.next_functions`` as torch's (see ``convnet.autograd.graph``)."""
+        if self._ctx is None:
+            return None
+        from .autograd.graph import Node
+
+        return Node(self._ctx)
+
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         if requires_grad and self.dtype.kind != "f":
             raise TypeError(f"requires_grad: only floating-point tensors can require grad, got {self.dtype}")
@@ -835,6 +863,317 @@ class Tensor:
 
         return self._assign("normal_", generator().normal(mean, std, self.shape).astype(self.dtype))
 
+    # ---------------------------------------------------- torch-style tensor API
+    def type(self, dtype=None, non_blocking: bool = False, **kwargs):
+        """No argument: the type name (``'convnet.FloatTensor'``); with a dtype or a type name
+        (``'torch.LongTensor'`` is accepted too): this tensor cast to it."""
+        if dtype is None:
+            return "convnet." + _TYPE_NAMES.get(self.dtype, self.dtype.name + "Tensor")
+        if isinstance(dtype, str) and dtype.rsplit(".", 1)[-1].endswith("Tensor"):
+            if ".cuda." in dtype:
+                from .device import check_device
+
+                check_device("cuda", f"Tensor.type({dtype!r})")
+            name = dtype.rsplit(".", 1)[-1]
+            match = [dt for dt, n in _TYPE_NAMES.items() if n == name]
+            if not match:
+                raise ValueError(f"type: invalid type {dtype!r}")
+            dtype = match[0]
+        return self.astype(dtype)
+
+    def _new_like(self, op, arr, dtype, device, requires_grad):
+        if device is not None:
+            from .device import check_device
+
+            check_device(device, f"Tensor.{op}")
+        dtype = self.dtype if dtype is None else as_dtype(dtype)
+        return Tensor._make(np.asarray(arr, dtype=dtype)).requires_grad_(requires_grad)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad: bool = False):
+        """A copy of ``data`` with this tensor's dtype unless ``dtype`` is given."""
+        data = data._data if isinstance(data, Tensor) else data
+        return self._new_like("new_tensor", np.array(data), dtype, device, requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad: bool = False):
+        return self._new_like("new_zeros", np.zeros(_shape_args(size)), dtype, device, requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad: bool = False):
+        return self._new_like("new_ones", np.ones(_shape_args(size)), dtype, device, requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad: bool = False):
+        return self._new_like("new_empty", np.zeros(_shape_args(size)), dtype, device, requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad: bool = False):
+        return self._new_like("new_full", np.full(_shape_args((size,)), fill_value), dtype, device,
+                              requires_grad)
+
+    # arithmetic as methods (torch.add(a, b, alpha=2) == a + 2 * b)
+    def add(self, other, *, alpha=1):
+        return self + (other if alpha == 1 else other * alpha)
+
+    def sub(self, other, *, alpha=1):
+        return self - (other if alpha == 1 else other * alpha)
+
+    def mul(self, other):
+        return self * other
+
+    def div(self, other, *, rounding_mode=None):
+        """``self / other``; ``rounding_mode='trunc'`` or ``'floor'`` rounds the quotient
+        (integer inputs then keep their dtype; the gradient is zero, as torch)."""
+        if rounding_mode is None:
+            return self / other
+        if rounding_mode not in ("trunc", "floor"):
+            raise RuntimeError(
+                "div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
+                f"{rounding_mode!r}")
+        other = self._operand(other)
+        a, b = self, other
+        if a.dtype.kind == "f" and b.dtype.kind != "f":
+            b = Tensor._make(b._data.astype(a.dtype))
+        elif b.dtype.kind == "f" and a.dtype.kind != "f":
+            a = Tensor._make(a._data.astype(b.dtype))
+        try:
+            np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise ValueError(f"div: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+        return E.RoundedDiv.apply(a, b, rounding_mode)
+
+    multiply, subtract, divide, true_divide = mul, sub, div, __truediv__
+
+    def neg(self):
+        return E.Neg.apply(self)
+
+    negative = neg
+
+    def log1p(self):
+        return E.Log1p.apply(self)
+
+    def expm1(self):
+        return E.Expm1.apply(self)
+
+    def matmul(self, other):
+        return matmul(self, self._operand(other))
+
+    def mm(self, mat2):
+        """2-D matrix product (``matmul`` for any rank)."""
+        if self.ndim != 2 or not isinstance(mat2, Tensor) or mat2.ndim != 2:
+            other = mat2.shape if isinstance(mat2, Tensor) else type(mat2).__name__
+            raise RuntimeError(f"mm: both arguments must be matrices (2-D), got {self.shape} and {other}")
+        if self.shape[1] != mat2.shape[0]:
+            raise RuntimeError(f"mm: mat1 and mat2 shapes cannot be multiplied "
+                               f"({self.shape[0]}x{self.shape[1]} and {mat2.shape[0]}x{mat2.shape[1]})")
+        return matmul(self, mat2)
+
+    # sorting and selection (values are differentiable, indices are int64)
+    def _one_dim(self, dim, op: str) -> int:
+        (d,) = self._axes(dim, op)
+        return d
+
+    def _order(self, d: int, descending: bool) -> np.ndarray:
+        """Stable sort positions along axis ``d`` (NaN sorts as the largest value, as torch)."""
+        key = self._data
+        if key.dtype.kind in "bu":
+            key = key.astype(np.int64)
+        if descending:
+            key = np.where(np.isnan(key), -np.inf, -key) if key.dtype.kind == "f" else -key
+        return np.argsort(key, axis=d, kind="stable")
+
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+        """``(values, indices)`` along ``dim``; equal values keep their order (stable)."""
+        src = self.reshape(1) if self.ndim == 0 else self
+        d = src._one_dim(dim, "sort")
+        idx = src._order(d, descending)
+        values = Ix.Sort.apply(src, idx, d)
+        if self.ndim == 0:
+            values, idx = values.reshape(()), idx.reshape(())
+        return _ValuesIndices(values, Tensor._make(idx.astype(np.int64)))
+
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+        return self.sort(dim, descending, stable)[1]
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):  # noqa: A002
+        """The ``k`` largest (``largest=False``: smallest) values along ``dim`` and their
+        indices, in sorted order."""
+        src = self.reshape(1) if self.ndim == 0 else self
+        d = src._one_dim(dim, "topk")
+        n = src.shape[d]
+        if not 0 <= k <= n:
+            raise RuntimeError(f"topk: selected index k={k} out of range for dim {dim} of size {n}")
+        idx = np.take(src._order(d, largest), np.arange(k), axis=d)
+        values = Ix.Topk.apply(src, idx, d)
+        if self.ndim == 0:
+            values, idx = values.reshape(()), idx.reshape(())
+        return _ValuesIndices(values, Tensor._make(idx.astype(np.int64)))
+
+    def _check_index(self, op: str, dim, index, src=None) -> tuple[int, np.ndarray]:
+        """torch's checks for gather/scatter: an integer index of self's rank, no larger than
+        self (except along ``dim``) nor than ``src``, with entries in ``[0, size(dim))``."""
+        if not isinstance(index, Tensor):
+            raise TypeError(f"{op}(): index must be a Tensor, got {type(index).__name__}")
+        if index.dtype not in (int64, int32):
+            raise RuntimeError(f"{op}(): Expected dtype int64 for index, got {index.dtype}")
+        d = self._one_dim(dim, op)
+        if index.ndim != self.ndim:
+            raise RuntimeError(
+                f"{op}(): Index tensor must have the same number of dimensions as input tensor "
+                f"(index {index.shape}, input {self.shape})")
+        for ax in range(self.ndim):
+            if (ax != d and index.shape[ax] > self.shape[ax]) or (
+                    src is not None and index.shape[ax] > src.shape[ax]):
+                extra = f" and to be no larger size than src {list(src.shape)}" if src is not None else ""
+                raise RuntimeError(
+                    f"{op}(): Expected index {list(index.shape)} to be no larger than self "
+                    f"{list(self.shape)} apart from dimension {d}{extra}")
+        idx = index._data
+        if idx.size:
+            bad = idx[(idx < 0) | (idx >= self.shape[d])]
+            if bad.size:
+                raise RuntimeError(
+                    f"{op}(): index {int(bad.flat[0])} is out of bounds for dimension {d} with "
+                    f"size {self.shape[d]}")
+        return d, idx
+
+    def gather(self, dim: int, index, *, sparse_grad: bool = False):
+        """``out[i][j] = self[index[i][j]][j]`` for ``dim=0`` (each axis likewise)."""
+        d, idx = self._check_index("gather", dim, index)
+        return Ix.Gather.apply(self, idx, d)
+
+    def _scatter_src(self, op: str, src, value):
+        if src is None and value is None:
+            raise TypeError(f"{op}(): expected a src tensor or a value")
+        src = value if src is None else src
+        if isinstance(src, Tensor):
+            if src.dtype != self.dtype:
+                raise RuntimeError(f"{op}(): Expected self.dtype to be equal to src.dtype "
+                                   f"({self.dtype} vs {src.dtype})")
+            if src.ndim != self.ndim:
+                raise RuntimeError(f"{op}(): Index tensor must have the same number of dimensions "
+                                   f"as src tensor (src {src.shape}, input {self.shape})")
+        return src
+
+    def scatter(self, dim: int, index, src=None, *, value=None, reduce=None):
+        """A copy of self with ``out[index[i][j]][j] = src[i][j]`` for ``dim=0`` (``src`` a
+        tensor or a number; ``reduce='add'`` adds instead)."""
+        src = self._scatter_src("scatter", src, value)
+        if reduce is not None:
+            if reduce != "add" or not isinstance(src, Tensor):
+                raise ValueError(f"scatter(): reduce={reduce!r} is not supported (use "
+                                 "scatter_add, or reduce='add' with a src tensor)")
+            return self.scatter_add(dim, index, src)
+        d, idx = self._check_index("scatter", dim, index, src if isinstance(src, Tensor) else None)
+        if not isinstance(src, Tensor):
+            src = np.asarray(src, dtype=self.dtype)[()]
+        return Ix.Scatter.apply(self, idx, src, d)
+
+    def scatter_add(self, dim: int, index, src):
+        """A copy of self with ``src[i][j]`` added at ``out[index[i][j]][j]`` for ``dim=0``."""
+        if not isinstance(src, Tensor):
+            raise TypeError(f"scatter_add(): src must be a Tensor, got {type(src).__name__}")
+        src = self._scatter_src("scatter_add", src, None)
+        d, idx = self._check_index("scatter_add", dim, index, src)
+        return Ix.ScatterAdd.apply(self, idx, src, d)
+
+    def scatter_(self, dim: int, index, src=None, *, value=None, reduce=None):
+        return self._inplace("scatter_", lambda prev: prev.scatter(
+            dim, index, src, value=value, reduce=reduce), src)
+
+    def scatter_add_(self, dim: int, index, src):
+        return self._inplace("scatter_add_", lambda prev: prev.scatter_add(dim, index, src), src)
+
+    def masked_fill(self, mask, value):
+        """``value`` where the bool ``mask`` (broadcast with self) is True, self elsewhere."""
+        if not isinstance(mask, Tensor) or mask.dtype != bool_:
+            got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+            raise RuntimeError(f"masked_fill only supports boolean masks, but got mask with dtype {got}")
+        if isinstance(value, Tensor):
+            if value.ndim != 0:
+                raise RuntimeError("masked_fill only supports a 0-dimensional value tensor, but "
+                                   f"got tensor with {value.ndim} dimension(s).")
+            value = value.astype(self.dtype) if value.dtype != self.dtype else value
+        else:
+            value = np.asarray(value, dtype=self.dtype)
+        try:
+            np.broadcast_shapes(self.shape, mask.shape)
+        except ValueError:
+            raise RuntimeError(f"masked_fill: mask of shape {mask.shape} cannot be broadcast to "
+                               f"the tensor's shape {self.shape}") from None
+        return Ix.MaskedFill.apply(self, mask._data, value)
+
+    def masked_fill_(self, mask, value):
+        return self._inplace("masked_fill_", lambda prev: prev.masked_fill(mask, value), value)
+
+    # splitting and selecting along one axis
+    def split(self, split_size_or_sections, dim: int = 0):
+        """Pieces of ``split_size`` along ``dim`` (the last may be smaller), or of the listed
+        sizes (which must add up to ``size(dim)``). Each piece is differentiable."""
+        if self.ndim == 0:
+            raise RuntimeError("split: expects at least a 1-dimensional tensor")
+        d = self._one_dim(dim, "split")
+        n = self.shape[d]
+        if isinstance(split_size_or_sections, (int, np.integer)):
+            size = int(split_size_or_sections)
+            if size < 0 or (size == 0 and n != 0):
+                raise RuntimeError(f"split expects split_size be positive, but got split_size={size}")
+            sizes = [size] * (n // size) + ([n % size] if n % size else []) if n else [0]
+        else:
+            sizes = [int(s) for s in split_size_or_sections]
+            if any(s < 0 for s in sizes) or sum(sizes) != n:
+                raise RuntimeError(
+                    f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's "
+                    f"size at dimension {dim}), but got split_sizes={sizes}")
+        lead = (slice(None),) * d
+        out, start = [], 0
+        for s in sizes:
+            out.append(Ix.Split.apply(self, lead + (slice(start, start + s),)))
+            start += s
+        return tuple(out)
+
+    def chunk(self, chunks: int, dim: int = 0):
+        """At most ``chunks`` pieces of ``ceil(size(dim) / chunks)`` along ``dim``."""
+        if chunks <= 0:
+            raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+        if self.ndim == 0:
+            raise RuntimeError("chunk expects at least a 1-dimensional tensor")
+        n = self.shape[self._one_dim(dim, "chunk")]
+        return self.split(max(-(-n // chunks), 1), dim)
+
+    def index_select(self, dim: int, index):
+        """The entries ``index`` (a 1-D integer tensor) along ``dim``."""
+        if not isinstance(index, Tensor) or index.dtype not in (int64, int32):
+            got = index.dtype if isinstance(index, Tensor) else type(index).__name__
+            raise RuntimeError(f"index_select(): Expected dtype int32 or int64 for index, got {got}")
+        if index.ndim > 1:
+            raise IndexError(f"index_select(): Index is supposed to be a vector, got shape {index.shape}")
+        src = self.reshape(1) if self.ndim == 0 else self
+        d = src._one_dim(dim, "index_select")
+        idx = index._data.reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= src.shape[d]):
+            raise IndexError(f"index_select(): index out of range in self (indices {idx.min()}.."
+                             f"{idx.max()} for dim {dim} of size {src.shape[d]})")
+        out = Ix.IndexSelect.apply(src, (slice(None),) * d + (idx,))
+        return out.reshape(()) if self.ndim == 0 else out
+
+    def repeat_interleave(self, repeats, dim=None, *, output_size=None):
+        """Each entry along ``dim`` repeated ``repeats`` times (an int, or one count per entry);
+        ``dim=None`` works on the flattened tensor."""
+        src = self.reshape(-1) if dim is None else self
+        d = 0 if dim is None else src._one_dim(dim, "repeat_interleave")
+        n = src.shape[d] if src.ndim else 1
+        counts = repeats._data if isinstance(repeats, Tensor) else np.asarray(repeats)
+        if counts.dtype.kind not in "iu" or counts.ndim > 1:
+            raise RuntimeError("repeat_interleave: repeats must be an int or a 1-D integer tensor")
+        counts = counts.reshape(-1)
+        if counts.size == 1:
+            counts = np.repeat(counts, n)
+        if counts.size != n:
+            raise RuntimeError(
+                f"repeat_interleave: repeats must have the same size as input along dim, but got "
+                f"repeats.size(0) = {counts.size} and input.size({d}) = {n}")
+        if (counts < 0).any():
+            raise RuntimeError("repeat_interleave: repeats can not be negative")
+        idx = np.repeat(np.arange(n), counts)
+        return Ix.IndexSelect.apply(src, (slice(None),) * d + (idx,))
+
     # Torch-style aliases for the Tensor-level functions below
     def softmax(self, dim):
         from .functional import softmax
@@ -848,6 +1187,41 @@ class Tensor:
 
 
 # -------------------------------------------------------------------- helpers
+class Size(tuple):
+    """torch.Size's counterpart: the tuple of a tensor's axis lengths, printed
+    ``convnet.Size([2, 3])``; equal to the plain tuple of the same numbers. Unlike torch,
+    an f-string shows it as the plain tuple ``(2, 3)`` (see ``__format__``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"convnet.Size({list(self)})"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        # f-strings keep the plain tuple text, which convnet's error messages are written with
+        # ("shapes (2, 3) and (4, 5)"); print()/str()/repr() give torch's convnet.Size([2, 3]).
+        return format(tuple.__repr__(self), spec)
+
+    def __getitem__(self, item):
+        out = tuple.__getitem__(self, item)
+        return Size(out) if isinstance(item, slice) else out
+
+    def __add__(self, other):
+        return Size(tuple.__add__(self, tuple(other)))
+
+    def __radd__(self, other):
+        return Size(tuple(other) + tuple(self))
+
+    def numel(self) -> int:
+        """The number of elements of a tensor of this shape."""
+        n = 1
+        for d in self:
+            n *= d
+        return n
+
+
 class _ValuesIndices(tuple):
     """``(values, indices)`` with ``.values``/``.indices`` names, like torch's return type."""
 

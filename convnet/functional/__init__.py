@@ -13,4 +13,5 @@ from .normalization import *  # noqa: F401,F403
 from .resample import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403
 from .pixel_shuffle import *  # noqa: F401,F403
+from .onehot import *  # noqa: F401,F403
 from .grid import *  # noqa: F401,F403

@@ -239,3 +239,45 @@ class Assign(Function):
         if self.needs_input_grad[1]:
             g_new = unbroadcast(g, self.new_shape).astype(self.new_dtype, copy=False)
         return g_old, g_new
+
+
+class Log1p(Function):
+    """``log(1 + a)``, accurate for small ``a``."""
+
+    def forward(self, a):
+        self.a = a
+        return np.log1p(a)
+
+    def backward(self, g):
+        return g / (1 + self.a)  # d log(1+a)/da = 1/(1+a)
+
+
+class Expm1(Function):
+    """``exp(a) - 1``, accurate for small ``a``."""
+
+    def forward(self, a):
+        self.out = np.expm1(a)
+        return self.out
+
+    def backward(self, g):
+        return g * (self.out + 1)  # d(e^a - 1)/da = e^a
+
+
+class RoundedDiv(Function):
+    """``div(a, b, rounding_mode='trunc'|'floor')``: piecewise constant, so (as torch) the
+    gradient of both operands is zero."""
+
+    def forward(self, a, b, mode):
+        self.sa, self.sb = np.shape(a), np.shape(b)
+        if a.dtype.kind in "iub" and b.dtype.kind in "iub":
+            if mode == "floor":
+                return np.floor_divide(a, b)
+            q = np.abs(a) // np.abs(b)  # truncate towards zero
+            return np.where((a < 0) != (b < 0), -q, q).astype(np.result_type(a, b))
+        q = a / b
+        return np.floor(q) if mode == "floor" else np.trunc(q)
+
+    def backward(self, g):
+        na, nb = self.needs_input_grad[:2]
+        return (np.zeros(self.sa, g.dtype) if na else None,
+                np.zeros(self.sb, g.dtype) if nb else None, None)
