@@ -2,6 +2,8 @@
 scale the rest by ``1 / (1 - p)`` so the expected activation is unchanged."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..autograd.function import Function
@@ -45,34 +47,55 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     return _Mask.apply(input, mask)
 
 
-def _feature_dropout(input: Tensor, p: float, training: bool, spatial: int, op: str,
+def _feature_dropout(input: Tensor, p: float, training: bool, lead: int, op: str,
                      inplace: bool = False) -> Tensor:
+    """Zero whole feature maps: one mask value per index of the first ``lead`` axes."""
     _check_p(p, op)
-    if input.ndim not in (spatial + 1, spatial + 2):
-        raise ValueError(
-            f"{op}: expected input of {spatial + 2} dims (N, C, ...) or {spatial + 1} (C, ...), "
-            f"got shape {input.shape}"
-        )
     if not training or p == 0.0:
         return input
-    lead = input.ndim - spatial  # (N, C) or (C,)
-    shape = input.shape[:lead] + (1,) * spatial
+    lead = min(lead, input.ndim)
+    shape = input.shape[:lead] + (1,) * (input.ndim - lead)
     mask = _mask(shape, p, input.dtype)
     if inplace:
         return input._inplace(op, lambda x: _Mask.apply(x, mask))
     return _Mask.apply(input, mask)
 
 
+def _unusual_rank(op: str, ndim: int, expected: str) -> None:
+    warnings.warn(
+        f"{op}: Received a {ndim}-D input to {op}, which is deprecated and will result in an "
+        f"error in a future release (torch's warning). To retain the behavior and silence this "
+        f"warning, please use dropout instead; {op} expects {expected} inputs.", UserWarning,
+        stacklevel=3)
+
+
 def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
-    """Zero whole channels of ``(N, C, L)``."""
-    return _feature_dropout(input, p, training, 1, "dropout1d", inplace)
+    """Zero whole channels of ``(N, C, L)`` (or unbatched ``(C, L)``)."""
+    if input.ndim not in (2, 3):
+        raise RuntimeError(
+            f"dropout1d: Expected 2D or 3D input, but received a {input.ndim}D input "
+            f"(shape {tuple(input.shape)}). dropout1d is channel-wise dropout for (N, C, L) or (C, L)"
+        )
+    return _feature_dropout(input, p, training, input.ndim - 1, "dropout1d", inplace)
 
 
 def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
-    """Zero whole channels (feature maps) of ``(N, C, H, W)`` (Tompson et al. 2015)."""
+    """Zero whole channels (feature maps) of ``(N, C, H, W)`` (Tompson et al. 2015).
+
+    As torch: other ranks warn and mask per ``(N, C)`` entry; a 3-D input is taken as
+    ``(N, C, L)`` (torch's historical behaviour), not as an unbatched ``(C, H, W)``."""
+    if input.ndim not in (3, 4):
+        _unusual_rank("dropout2d", input.ndim, "3D or 4D")
+    elif input.ndim == 3:
+        warnings.warn(
+            "dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout "
+            "behavior is desired - input is interpreted as shape (N, C, L), as torch does; use "
+            "dropout1d for that, or add the batch dimension for (C, H, W)", UserWarning, stacklevel=2)
     return _feature_dropout(input, p, training, 2, "dropout2d", inplace)
 
 
 def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
-    """Zero whole channels of ``(N, C, D, H, W)``."""
-    return _feature_dropout(input, p, training, 3, "dropout3d", inplace)
+    """Zero whole channels of ``(N, C, D, H, W)`` (or unbatched ``(C, D, H, W)``)."""
+    if input.ndim not in (4, 5):
+        _unusual_rank("dropout3d", input.ndim, "4D or 5D")
+    return _feature_dropout(input, p, training, 1 if input.ndim == 4 else 2, "dropout3d", inplace)

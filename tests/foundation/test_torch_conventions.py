@@ -106,3 +106,44 @@ def test_data_assignment_swaps_the_storage():
         p.data = np.zeros(2)
     with pytest.raises(TypeError):
         torch.nn.Parameter(torch.zeros(2)).data = np.zeros(2)
+
+
+@pytest.mark.parametrize("name,shape", [("dropout1d", (3, 5)), ("dropout1d", (2, 3, 5)),
+                                        ("dropout2d", (4, 6)), ("dropout2d", (2, 3, 5)),
+                                        ("dropout2d", (2, 3, 4, 4)), ("dropout3d", (2, 3, 2, 2)),
+                                        ("dropout3d", (2, 3, 2, 2, 2))])
+def test_feature_dropout_masks_the_same_axes_as_torch(name, shape):
+    # which axes share one mask value: compare the pattern of constant blocks with torch's
+    def shared_axes(y):
+        y = np.asarray(y)
+        return tuple(a for a in range(y.ndim) if np.all(y == y.take([0], axis=a)))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.manual_seed(0)
+        cn.manual_seed(0)
+        ours = {shared_axes(getattr(F, name)(cn.ones(*shape, dtype=cn.float64), 0.5).numpy())
+                for _ in range(20)}
+        theirs = {shared_axes(getattr(torch.nn.functional, name)(
+            torch.ones(*shape, dtype=torch.float64), 0.5).numpy()) for _ in range(20)}
+    # the axes that are always constant within one draw agree (all draws, both libraries)
+    assert set.intersection(*map(set, ours)) == set.intersection(*map(set, theirs))
+
+
+def test_dropout1d_rank_error_as_torch():
+    with pytest.raises(RuntimeError, match="Expected 2D or 3D input"):
+        torch.nn.functional.dropout1d(torch.ones(2, 3, 4, 4), 0.5)
+    with pytest.raises(RuntimeError, match="Expected 2D or 3D input"):
+        F.dropout1d(cn.ones(2, 3, 4, 4), 0.5)
+
+
+def test_variable_is_the_tensor_as_in_torch():
+    from convnet.autograd import Variable
+
+    x = Variable(cn.ones(2), requires_grad=True)
+    assert isinstance(x, cn.Tensor) and x.requires_grad
+    (x * 3.0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), 3.0)
+    assert isinstance(torch.autograd.Variable(torch.ones(2)), torch.Tensor)
+    with cn.autograd.inference_mode():
+        assert not cn.is_grad_enabled()
