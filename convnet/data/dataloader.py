@@ -20,6 +20,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..tensor import Tensor
+from .dataset import IterableDataset
 from .transforms import use_rng
 
 __all__ = ["DataLoader", "default_collate"]
@@ -38,6 +39,13 @@ def default_collate(samples: list):
     """Stack a list of samples into a batch: tuples are collated field by field, arrays,
     Tensors and numbers become one Tensor with a leading batch dimension."""
     first = samples[0]
+    if isinstance(first, (str, bytes)):
+        return list(samples)  # as torch: strings are kept as a list
+    if not isinstance(first, (Tensor, np.ndarray, np.generic, int, float, bool, complex,
+                              tuple, list, dict)):
+        raise TypeError("default_collate: batch must contain tensors, numpy arrays, numbers, "
+                        f"dicts or lists; found {type(first)} (a PIL image needs a transform "
+                        "such as ToTensor())")
     if isinstance(first, (tuple, list)):
         return tuple(default_collate([s[i] for s in samples]) for i in range(len(first)))
     if isinstance(first, dict):
@@ -88,6 +96,9 @@ class DataLoader:
         if not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError("DataLoader: num_workers must be a non-negative integer, got "
                              f"{num_workers!r}")
+        if isinstance(dataset, IterableDataset) and (shuffle or sampler is not None):
+            raise ValueError("DataLoader with IterableDataset: expected unspecified shuffle "
+                             "and sampler options")
         if sampler is not None and shuffle:
             raise ValueError("DataLoader: sampler and shuffle=True are mutually exclusive")
         if batch_sampler is not None and (batch_size != 1 or shuffle or sampler is not None
@@ -159,7 +170,24 @@ class DataLoader:
             batch = batch[0] if not isinstance(batch, tuple) else tuple(x[0] for x in batch)
         return batch
 
+    def _iterable(self) -> Iterator:
+        """Batches of an :class:`IterableDataset`: consecutive samples of its iterator."""
+        collate = self.collate_fn or default_collate
+        if self.batch_size is None:
+            yield from (collate(s) if self.collate_fn is not None else s for s in self.dataset)
+            return
+        chunk = []
+        for sample in self.dataset:
+            chunk.append(sample)
+            if len(chunk) == self.batch_size:
+                yield collate(chunk)
+                chunk = []
+        if chunk and not self.drop_last:
+            yield collate(chunk)
+
     def __iter__(self) -> Iterator:
+        if isinstance(self.dataset, IterableDataset):
+            return self._iterable()
         epoch = self.epoch
         self.epoch += 1
         batches = self._batches(epoch)

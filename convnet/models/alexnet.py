@@ -9,7 +9,7 @@ classes.
 from __future__ import annotations
 
 from .. import nn
-from .registry import InputRule, register
+from .registry import InputRule, no_pretrained, register
 
 __all__ = ["AlexNet", "alexnet"]
 
@@ -60,6 +60,9 @@ def _input_rule(o: dict) -> InputRule:
 
 
 @register(family="AlexNet", builds=AlexNet, input_rule=_input_rule)
-def alexnet(num_classes: int = 10, in_channels: int = 1, **options) -> AlexNet:
-    """AlexNet (Krizhevsky et al. 2012); see :class:`AlexNet`."""
+def alexnet(num_classes: int = 1000, in_channels: int = 3, *, weights=None, progress: bool = True,
+            **options) -> AlexNet:
+    """AlexNet (Krizhevsky et al. 2012); see :class:`AlexNet`. torchvision's defaults;
+    ``weights`` must be None (see :func:`~convnet.models.registry.no_pretrained`)."""
+    no_pretrained("alexnet", weights, options)
     return AlexNet(num_classes=num_classes, in_channels=in_channels, **options)

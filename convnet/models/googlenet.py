@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .. import nn
 from ..creation import cat
-from .registry import InputRule, register
+from .registry import InputRule, no_pretrained, register
 
 __all__ = ["BasicConv2d", "Inception", "InceptionAux", "InceptionC", "GoogLeNet", "googlenet"]
 
@@ -180,6 +180,9 @@ def _input_rule(o: dict) -> InputRule:
 
 
 @register(family="GoogLeNet", builds=GoogLeNet, input_rule=_input_rule)
-def googlenet(num_classes: int = 10, in_channels: int = 1, **options) -> GoogLeNet:
-    """GoogLeNet (Szegedy et al. 2015); see :class:`GoogLeNet`."""
+def googlenet(num_classes: int = 1000, in_channels: int = 3, *, weights=None,
+              progress: bool = True, **options) -> GoogLeNet:
+    """GoogLeNet (Szegedy et al. 2015); see :class:`GoogLeNet`. torchvision's defaults;
+    ``weights`` must be None (see :func:`~convnet.models.registry.no_pretrained`)."""
+    no_pretrained("googlenet", weights, options)
     return GoogLeNet(num_classes=num_classes, in_channels=in_channels, **options)

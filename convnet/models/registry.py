@@ -2,7 +2,10 @@
 
 Every family file registers its factories with :func:`register`; a factory takes
 ``num_classes`` and ``in_channels`` (keywords) plus its own options and returns an
-``nn.Module``. :func:`create` is the one entry point the CLI and the tests use.
+``nn.Module``. :func:`create` is the one entry point the CLI and the tests use; it passes
+``num_classes`` and ``in_channels`` explicitly (defaults 10 and 1, MNIST-sized), while the
+factories named after torchvision's (``resnet18``, ``vgg16``, ``alexnet``, ...) called
+directly take torchvision's defaults: 1000 classes, 3 channels, ``weights=None``.
 
 What is registered alongside a factory answers questions that must not cost a build (a VGG
 has 130M parameters):
@@ -28,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["register", "create", "list_models", "load_weights", "model_info", "model_options",
+__all__ = ["register", "create", "list_models", "load_weights", "no_pretrained", "model_info", "model_options",
            "count_parameters", "InputRule", "InputSizeError", "input_rule", "check_input_size",
            "fit_input", "min_input_size"]
 
@@ -106,6 +109,28 @@ class InputSizeError(ValueError):
 _REGISTRY: dict[str, Callable] = {}
 _INFO: dict[str, ModelInfo] = {}
 _SIZES = ("num_classes", "in_channels")  # set by create itself, not options
+# torchvision's factory keywords about pretrained weights: accepted by the torchvision-named
+# factories (which refuse anything but "no weights"), never listed as options
+_WEIGHT_ARGS = ("weights", "progress", "pretrained")
+
+
+def no_pretrained(name: str, weights, options: dict) -> None:
+    """Refuse pretrained weights with a message saying how to load them instead.
+
+    torchvision-named factories take ``weights=None`` (and the older ``pretrained=False``)
+    as torchvision does. convnet downloads nothing: any other value raises ``ValueError``
+    pointing to :func:`load_weights`, which loads a torchvision state dict saved locally.
+    ``pretrained`` is removed from ``options``.
+    """
+    pretrained = options.pop("pretrained", False)
+    if weights is None and not pretrained:
+        return
+    given = f"weights={weights!r}" if weights is not None else f"pretrained={pretrained!r}"
+    raise ValueError(
+        f"{name}: {given}: convnet does not download pretrained weights. Build the model with "
+        f"weights=None, then load a local file: model = convnet.models.{name}(); "
+        f"convnet.models.load_weights(model, '{name}.safetensors') -- a torchvision state dict "
+        "saved with safetensors.torch.save_file(tv_model.state_dict(), path) loads directly")
 
 
 def register(name: str | Callable | None = None, fn: Callable | None = None, *,
@@ -196,7 +221,7 @@ def model_options(name: str) -> dict | None:
                if p.kind in plain and p.name not in info.fixed}
     out.update({p.name: p.default for p in params if p.kind in plain})  # the factory's win
     return {k: (None if v is inspect.Parameter.empty else v) for k, v in out.items()
-            if k not in _SIZES}
+            if k not in _SIZES and k not in _WEIGHT_ARGS}
 
 
 def _option_error(name: str, bad: str, accepted) -> str:
@@ -208,9 +233,10 @@ def _option_error(name: str, bad: str, accepted) -> str:
 
 def _check_options(key: str, options: dict) -> dict | None:
     accepted = model_options(key)
+    takes_weights = "weights" in inspect.signature(model_info(key).factory).parameters
     if accepted is not None:
         for k in options:
-            if k not in accepted:
+            if k not in accepted and not (takes_weights and k in _WEIGHT_ARGS):
                 raise TypeError(_option_error(key, k, sorted(accepted)))
     return accepted
 

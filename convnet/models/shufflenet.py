@@ -16,7 +16,7 @@ from __future__ import annotations
 from .. import functional as F
 from .. import nn
 from ..creation import cat
-from .registry import InputRule, register
+from .registry import InputRule, no_pretrained, register
 
 __all__ = ["ShuffleV1Unit", "ShuffleNetV1", "ShuffleV2Block", "ShuffleNetV2",
            "shufflenet_v1", "shufflenet_v2", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0",
@@ -188,7 +188,9 @@ def shufflenet_v1(num_classes: int = 10, in_channels: int = 1, **options) -> Shu
 
 
 def _v2(name: str, scale: float):
-    def factory(num_classes: int = 10, in_channels: int = 1, **options) -> ShuffleNetV2:
+    def factory(num_classes: int = 1000, in_channels: int = 3, *, weights=None,
+                progress: bool = True, **options) -> ShuffleNetV2:
+        no_pretrained(name, weights, options)
         return ShuffleNetV2((4, 8, 4), _V2_WIDTHS[scale], num_classes=num_classes,
                             in_channels=in_channels, **options)
     factory.__name__ = name

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .. import nn
 from ..creation import cat
-from .registry import InputRule, register
+from .registry import InputRule, no_pretrained, register
 
 __all__ = ["Fire", "SqueezeNet", "squeezenet1_1"]
 
@@ -87,6 +87,9 @@ def _input_rule(o: dict) -> InputRule:
 
 
 @register(family="SqueezeNet", builds=SqueezeNet, input_rule=_input_rule)
-def squeezenet1_1(num_classes: int = 10, in_channels: int = 1, **options) -> SqueezeNet:
-    """SqueezeNet 1.1 (Iandola et al. 2016); see :class:`SqueezeNet`."""
+def squeezenet1_1(num_classes: int = 1000, in_channels: int = 3, *, weights=None,
+                  progress: bool = True, **options) -> SqueezeNet:
+    """SqueezeNet 1.1 (Iandola et al. 2016); see :class:`SqueezeNet`. torchvision's defaults;
+    ``weights`` must be None (see :func:`~convnet.models.registry.no_pretrained`)."""
+    no_pretrained("squeezenet1_1", weights, options)
     return SqueezeNet(num_classes=num_classes, in_channels=in_channels, **options)

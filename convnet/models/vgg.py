@@ -9,7 +9,7 @@ torchvision's layout and names: vgg16 has 138,357,544 parameters at 1000 classes
 from __future__ import annotations
 
 from .. import nn
-from .registry import InputRule, register
+from .registry import InputRule, no_pretrained, register
 
 __all__ = ["VGG", "make_layers", "vgg11", "vgg13", "vgg16", "vgg19",
            "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"]
@@ -24,17 +24,19 @@ CFGS: dict[str, list] = {
 }
 
 
-def make_layers(cfg: list, in_channels: int = 3, batch_norm: bool = False) -> nn.Sequential:
+def make_layers(cfg: list, in_channels: int = 3, batch_norm: bool = False,
+                ceil_mode: bool = False) -> nn.Sequential:
     """Conv 3x3 (padding 1) [-> BN] -> ReLU for each int in ``cfg``; 2x2 max-pool for "M".
 
-    Pools use ``ceil_mode=True``: identical to floor mode on 224x224 (all sizes even) and lets
-    28x28 inputs pass five pools (28 -> 14 -> 7 -> 4 -> 2 -> 1).
+    Pools are torchvision's ``MaxPool2d(2, 2)`` (floor): five of them need sides >= 32.
+    ``ceil_mode=True`` (what ``VGG(small_input=True)`` uses) is identical on even sizes such
+    as 224 and lets 28x28 inputs pass five pools (28 -> 14 -> 7 -> 4 -> 2 -> 1).
     """
     layers: list[nn.Module] = []
     c = in_channels
     for v in cfg:
         if v == "M":
-            layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
+            layers.append(nn.MaxPool2d(2, 2, ceil_mode=ceil_mode))
             continue
         layers.append(nn.Conv2d(c, v, 3, padding=1))
         if batch_norm:
@@ -55,15 +57,16 @@ class VGG(nn.Module):
         batch_norm: BN after every conv.
         num_classes, in_channels: outputs and image channels (default 1000, 3).
         dropout: in the classifier (default 0.5).
-        small_input: average-pool to 1x1 and use a 512 -> 512 -> 512 -> classes head (for 28/32
-            px images, where the 7x7 map would only repeat one pixel 49 times).
+        small_input: for 28/32 px images: ceil-mode pools (28 px passes all five), then
+            average-pool to 1x1 and a 512 -> 512 -> 512 -> classes head (where the 7x7 map
+            would only repeat one pixel 49 times).
     """
 
     def __init__(self, cfg: str | list = "D", batch_norm: bool = False, num_classes: int = 1000,
                  in_channels: int = 3, dropout: float = 0.5, small_input: bool = False):
         super().__init__()
         cfg = CFGS[cfg] if isinstance(cfg, str) else cfg
-        self.features = make_layers(cfg, in_channels, batch_norm)
+        self.features = make_layers(cfg, in_channels, batch_norm, ceil_mode=small_input)
         side, hidden = (1, 512) if small_input else (7, 4096)
         last = [v for v in cfg if v != "M"][-1]
         self.avgpool = nn.AdaptiveAvgPool2d((side, side))
@@ -88,13 +91,16 @@ class VGG(nn.Module):
 
 
 def _vgg(cfg: str, bn: bool, name: str):
-    def factory(num_classes: int = 10, in_channels: int = 1, **options) -> VGG:
+    def factory(num_classes: int = 1000, in_channels: int = 3, *, weights=None,
+                progress: bool = True, **options) -> VGG:
+        no_pretrained(name, weights, options)
         return VGG(cfg, bn, num_classes=num_classes, in_channels=in_channels, **options)
     factory.__name__ = name
     factory.__doc__ = f"{name} (Simonyan & Zisserman 2015, config {cfg}); see :class:`VGG`."
-    # ceil-mode pools: any side reaches the 1x1 map (see make_layers)
+    # floor pools as torchvision's need 2**5 = 32 px; small_input's ceil-mode pools take any side
     return register(name, factory, family="VGG", builds=VGG, fixed=("cfg", "batch_norm"),
-                    input_rule=lambda o: InputRule())
+                    input_rule=lambda o: InputRule() if o.get("small_input") else
+                    InputRule(32, why="five 2x2 max-pools"))
 
 
 vgg11, vgg13, vgg16, vgg19 = (_vgg(c, False, f"vgg{d}") for c, d in zip("ABDE", (11, 13, 16, 19)))

@@ -18,7 +18,7 @@ import numpy as np
 from .. import nn
 from ..creation import cat
 from ..nn.modules.transformer import MultiheadAttention
-from .registry import InputRule, register
+from .registry import InputRule, no_pretrained, register
 
 __all__ = ["EncoderBlock", "Encoder", "VisionTransformer", "vit_tiny", "vit_b_16"]
 
@@ -157,11 +157,12 @@ def vit_tiny(num_classes: int = 10, in_channels: int = 1, image_size: int = 28,
 
 
 @register(**_VIT)
-def vit_b_16(num_classes: int = 10, in_channels: int = 1, image_size: int = 224,
-             patch_size: int = 16, input_size: int | None = None,
-             **options) -> VisionTransformer:
+def vit_b_16(num_classes: int = 1000, in_channels: int = 3, image_size: int = 224,
+             patch_size: int = 16, input_size: int | None = None, *, weights=None,
+             progress: bool = True, **options) -> VisionTransformer:
     """ViT-Base/16 (224x224, 12 layers, 768 wide, 12 heads); torchvision-compatible names.
     ``input_size`` is an alias of ``image_size``; other sides need a ``patch_size`` that
-    divides them (28x28: 7, 4 or 14)."""
+    divides them (28x28: 7, 4 or 14). torchvision's defaults; ``weights`` must be None."""
+    no_pretrained("vit_b_16", weights, options)
     return VisionTransformer(input_size or image_size, patch_size, num_classes=num_classes,
                              in_channels=in_channels, **options)

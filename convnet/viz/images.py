@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["load_image", "save_image", "to_uint8", "filter_grid", "save_filter_grid",
+__all__ = ["load_image", "make_grid", "save_image", "to_uint8", "filter_grid", "save_filter_grid",
            "feature_map_figure", "save_feature_maps", "colorize", "overlay", "save_overlay",
            "explanation_figure", "save_explanation"]
 
@@ -58,18 +58,111 @@ def to_uint8(img: np.ndarray, normalize: bool = False) -> np.ndarray:
     return a.astype(np.uint8)
 
 
-def save_image(img: np.ndarray, path: str, normalize: bool = False, scale: int = 1) -> str:
-    """Write an image array as PNG (``scale`` enlarges by pixel repetition); returns the path."""
+def _image_batch(tensor) -> np.ndarray:
+    """Tensor / array / list of images -> an ``(N, C, H, W)`` array (torchvision's rules:
+    a list is stacked, ``(H, W)`` is one grey image, ``(C, H, W)`` one image)."""
+    if isinstance(tensor, (list, tuple)):
+        x = np.stack([np.asarray(getattr(t, "_data", t)) for t in tensor])
+    else:
+        x = np.asarray(getattr(tensor, "_data", tensor))
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4:
+        raise ValueError(f"make_grid: expected images (H, W), (C, H, W) or (B, C, H, W), got "
+                         f"shape {x.shape}")
+    return x
+
+
+def _normalized(x: np.ndarray, value_range, scale_each: bool) -> np.ndarray:
+    """torchvision's ``normalize=True``: clamp to ``(low, high)`` (default the min and max of
+    the whole batch, or of each image with ``scale_each``) and map it to ``[0, 1]``:
+    ``(x - low) / max(high - low, 1e-5)``."""
+    if value_range is not None and not isinstance(value_range, tuple):
+        raise TypeError("make_grid: value_range has to be a tuple (min, max) if specified. "
+                        "min and max are numbers")
+    out = np.array(x, dtype=x.dtype if x.dtype.kind == "f" else np.float32)
+    parts = out if scale_each else out[None]
+    for t in parts:  # views: normalised in place
+        low, high = value_range if value_range is not None else (float(t.min()), float(t.max()))
+        np.clip(t, low, high, out=t)
+        t -= low
+        t /= max(high - low, 1e-5)
+    return out
+
+
+def _grid(x: np.ndarray, nrow: int, padding: int, pad_value: float) -> np.ndarray:
+    """Tile ``(N, C, H, W)`` into ``(C, rows * (H + p) + p, cols * (W + p) + p)``, row by row,
+    ``cols = min(nrow, N)``; one image comes back unpadded."""
+    n, c, h, w = x.shape
+    if n == 1:
+        return x[0]
+    cols = min(nrow, n)
+    rows = -(-n // cols)
+    # each tile is an image with `padding` pixels of pad_value above and to its left; the
+    # missing tiles of the last row are all pad_value; the grid closes with one more border
+    tiles = np.full((rows * cols, c, h + padding, w + padding), pad_value, dtype=x.dtype)
+    tiles[:n, :, padding:, padding:] = x
+    body = (tiles.reshape(rows, cols, c, h + padding, w + padding)
+            .transpose(2, 0, 3, 1, 4).reshape(c, rows * (h + padding), cols * (w + padding)))
+    grid = np.full((c, body.shape[1] + padding, body.shape[2] + padding), pad_value, x.dtype)
+    grid[:, :body.shape[1], :body.shape[2]] = body
+    return grid
+
+
+def make_grid(tensor, nrow: int = 8, padding: int = 2, normalize: bool = False,
+              value_range: tuple[float, float] | None = None, scale_each: bool = False,
+              pad_value: float = 0.0):
+    """Arrange a batch of images into one picture, as torchvision's ``make_grid``.
+
+    ``tensor`` is ``(B, C, H, W)`` (or a list of ``(C, H, W)``, one ``(C, H, W)`` or
+    ``(H, W)``); one-channel images are repeated to 3 channels. Images go row by row,
+    ``min(nrow, B)`` per row, each preceded by ``padding`` pixels of ``pad_value``, and the
+    grid closes with one more border: the result is a Tensor ``(3 or C, rows * (H + padding) +
+    padding, cols * (W + padding) + padding)``. A single image comes back without padding.
+
+    ``normalize=True`` maps ``value_range`` (default: the batch's min and max; per image with
+    ``scale_each=True``) to ``[0, 1]``, clamping values outside it.
+    """
+    from ..tensor import Tensor
+
+    x = _image_batch(tensor)
+    if x.shape[1] == 1:
+        x = np.repeat(x, 3, axis=1)
+    if normalize:
+        x = _normalized(x, value_range, scale_each)
+    return Tensor._make(np.ascontiguousarray(_grid(x, nrow, padding, pad_value)))
+
+
+def save_image(tensor, fp, nrow: int = 8, padding: int = 2, normalize: bool = False,
+               value_range: tuple[float, float] | None = None, scale_each: bool = False,
+               pad_value: float = 0.0, format: str | None = None, *, scale: int = 1):
+    """Write an image or a batch of images (values in ``[0, 1]``) as one PNG (or ``format``).
+
+    torchvision's ``save_image``: a batch ``(B, C, H, W)`` is laid out by :func:`make_grid`
+    (``nrow``, ``padding``, ``normalize``, ``value_range``, ``scale_each``, ``pad_value``),
+    then ``uint8(clamp(x * 255 + 0.5, 0, 255))``. Also takes ``(C, H, W)`` / ``(H, W)``
+    arrays; one-channel pictures are written as grey PNGs (same pixel values as torchvision's
+    RGB). ``scale`` enlarges by pixel repetition. ``fp`` is a path or a file object;
+    returns ``fp``.
+    """
     from PIL import Image
 
-    a = to_uint8(img, normalize)
+    x = _image_batch(tensor)
+    if normalize:
+        x = _normalized(x, value_range, scale_each)
+    grey = x.shape[1] == 1
+    a = to_uint8(_grid(x, nrow, padding, pad_value)[:1 if grey else None])
     if scale > 1:
         a = a.repeat(scale, axis=0).repeat(scale, axis=1)
-    _mkdir(path)
+    if isinstance(fp, (str, os.PathLike)):
+        _mkdir(fp)
     # zlib level 1 for big pictures: a 12-megapixel PNG takes 2 s instead of 9 s at the default
     # level 6, for a file about 20% larger
-    Image.fromarray(a).save(path, **({"compress_level": 1} if a.size > 1 << 22 else {}))
-    return path
+    big = a.size > 1 << 22 and (format or str(fp)).lower().endswith("png")
+    Image.fromarray(a).save(fp, format=format, **({"compress_level": 1} if big else {}))
+    return fp
 
 
 def _mkdir(path: str) -> None:

@@ -102,7 +102,8 @@ def test_batched_path_equals_per_sample_path():
 
 
 def test_non_batched_user_transform_is_applied_per_image():
-    ds = images_ds(T.Lambda(lambda im: im.astype(np.float32).sum(keepdims=True)))
+    # samples reach a per-image transform as uint8 Tensors (C, H, W)
+    ds = images_ds(T.Lambda(lambda im: im.numpy().astype(np.float32).sum(keepdims=True)))
     x, _ = next(iter(DataLoader(ds, 4)))
     assert x.shape == (4, 1, 1, 1)
     np.testing.assert_allclose(x.numpy().ravel(), ds.images[:4].reshape(4, -1).sum(1))

@@ -84,9 +84,9 @@ def test_mnist_reads_both_splits(tmp_path, gz):
     data = write_mnist(tmp_path / "m", gz=gz)
     tr, te = D.MNIST(tmp_path / "m", train=True), D.MNIST(tmp_path / "m", train=False)
     assert len(tr) == 12 and len(te) == 5
-    img, label = tr[3]
-    assert img.shape == (1, 28, 28) and img.dtype == np.uint8
-    np.testing.assert_array_equal(img[0], data["train"][0][3])
+    img, label = tr[3]  # as torchvision: a PIL image (mode 'L') and an int
+    assert img.mode == "L" and img.size == (28, 28) and type(label) is int
+    np.testing.assert_array_equal(np.asarray(img), data["train"][0][3])
     assert label == data["train"][1][3]
     np.testing.assert_array_equal(te.targets, data["t10k"][1])
 
@@ -162,9 +162,10 @@ def test_cifar_reads_channels_first(tmp_path):
     data = write_cifar(tmp_path / "cifar-10-batches-py")
     tr, te = D.CIFAR10(tmp_path, train=True), D.CIFAR10(tmp_path, train=False)
     assert len(tr) == 30 and len(te) == 6
-    img, label = te[2]
+    img, label = te[2]  # as torchvision: a PIL RGB image and an int
     raw = data["test_batch"][b"data"][2]
-    assert img.shape == (3, 32, 32)
+    assert img.mode == "RGB"
+    img = np.asarray(img).transpose(2, 0, 1)
     np.testing.assert_array_equal(img[0].ravel(), raw[:1024])  # red plane first
     np.testing.assert_array_equal(img[2].ravel(), raw[2048:])
     assert label == data["test_batch"][b"labels"][2]
@@ -222,13 +223,13 @@ def test_image_folder(tmp_path):
     ds = D.ImageFolder(tmp_path, size=16)
     assert ds.classes == ["cat", "dog"] and len(ds) == 6
     np.testing.assert_array_equal(ds.targets, [0, 0, 0, 1, 1, 1])
-    img, label = ds[4]
-    assert img.shape == (3, 16, 16) and img.dtype == np.uint8 and label == 1
+    img, label = ds[4]  # as torchvision: a PIL image and an int
+    assert img.mode == "RGB" and img.size == (16, 16) and label == 1
     g = D.ImageFolder(tmp_path, mode="L")
-    assert g[0][0].shape == (1, 20, 30) and g.num_channels == 1
+    assert g[0][0].mode == "L" and g[0][0].size == (30, 20) and g.num_channels == 1
     # without resizing, pixels are exact
     arr = np.asarray(Image.open(tmp_path / "cat" / "1.png"))
-    np.testing.assert_array_equal(D.ImageFolder(tmp_path)[1][0], arr.transpose(2, 0, 1))
+    np.testing.assert_array_equal(np.asarray(D.ImageFolder(tmp_path)[1][0]), arr)
 
 
 def test_image_folder_keeps_aspect_as_predict_frames_it(tmp_path):
@@ -240,13 +241,14 @@ def test_image_folder_keeps_aspect_as_predict_frames_it(tmp_path):
     ramp = np.tile(np.linspace(0, 255, 90).astype(np.uint8), (30, 1))  # 30x90, dark -> light
     arr = np.stack([ramp, ramp[:, ::-1], np.full_like(ramp, 128)], axis=-1)
     Image.fromarray(arr).save(tmp_path / "a" / "wide.png")
-    img = D.ImageFolder(tmp_path, size=15)[0][0]
+    img = np.asarray(D.ImageFolder(tmp_path, size=15)[0][0]).transpose(2, 0, 1)
     assert img.shape == (3, 15, 15)
     # the centre third of the ramp survives (values ~85..170), not the whole 0..255 range
     assert 70 < img[0].min() < 100 and 155 < img[0].max() < 185
     seen = prepare_image(tmp_path / "a" / "wide.png", 15, 3, "resize", "no").pixels
     np.testing.assert_allclose(seen, img / 255, atol=1e-6)
-    exact = D.ImageFolder(tmp_path, size=(15, 15))[0][0]  # an explicit (h, w) resizes exactly
+    exact = np.asarray(D.ImageFolder(tmp_path, size=(15, 15))[0][0]).transpose(2, 0, 1)
+    # an explicit (h, w) resizes exactly
     assert exact[0].min() < 20 and exact[0].max() > 235
 
 

@@ -12,18 +12,19 @@ def batch(n=6, c=2, h=7, w=9, seed=0):
 
 def test_to_tensor_uint8_pil_and_float():
     x = batch(1)[0]
-    y = T.ToTensor()(x)
+    y = T.ToTensor()(x.transpose(1, 2, 0))  # ndarrays are (H, W, C), as torchvision
     assert y.dtype == np.float32 and y.shape == x.shape
-    np.testing.assert_allclose(y, x / 255, rtol=1e-6)
+    np.testing.assert_allclose(y.numpy(), x / 255, rtol=1e-6)
     pil = Image.fromarray(x[0])  # grayscale HW
     assert T.ToTensor()(pil).shape == (1, 7, 9)
     rgb = Image.fromarray(np.dstack([x[0], x[1], x[0]]))
     out = T.ToTensor()(rgb)
     assert out.shape == (3, 7, 9)
     np.testing.assert_allclose(out[1], x[1] / 255, rtol=1e-6)
-    assert T.ToTensor()(np.ones((2, 3), np.float64)).dtype == np.float32
+    assert T.ToTensor()(np.ones((2, 3), np.float64)).dtype == np.float64  # unscaled, as torchvision
     with pytest.raises(ValueError, match="ToTensor"):
         T.ToTensor()(np.zeros(5))
+    assert T.ToTensor()._batch(x[None]).dtype == np.float32  # the datasets' batched form
 
 
 def test_normalize_formula_and_errors():
@@ -145,9 +146,9 @@ def test_compose_batched_flag_and_global_rng():
     assert not T.Compose([T.ToTensor(), T.Lambda(lambda im: im)]).batched
     x = batch(8, c=1)
     cn.manual_seed(4)
-    a = c(x)
+    a = c._batch(x)
     cn.manual_seed(4)
-    np.testing.assert_array_equal(a, c(x))
+    np.testing.assert_array_equal(a, c._batch(x))
 
 
 from hypothesis import given, settings  # noqa: E402

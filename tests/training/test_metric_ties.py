@@ -66,7 +66,7 @@ class ZeroHead(nn.Module):
 
 def _loader(labels):
     images = np.random.default_rng(0).integers(0, 255, (len(labels), 1, 2, 2), dtype=np.uint8)
-    ds = ArrayImageDataset(images, np.asarray(labels), transform=lambda a: a.astype(np.float32))
+    ds = ArrayImageDataset(images, np.asarray(labels), transform=lambda a: a.numpy().astype(np.float32))
     return DataLoader(ds, 8)
 
 
@@ -91,6 +91,6 @@ def test_untrained_vit_tiny_is_not_perfect():
     model = models.create("vit_tiny", num_classes=10, in_channels=1)
     labels = np.arange(10).repeat(2)
     images = np.random.default_rng(1).integers(0, 255, (20, 1, 28, 28), dtype=np.uint8)
-    ds = ArrayImageDataset(images, labels, transform=lambda a: a.astype(np.float32) / 255)
+    ds = ArrayImageDataset(images, labels, transform=lambda a: a.numpy().astype(np.float32) / 255)
     res = evaluate(model, DataLoader(ds, 20), num_classes=10)
     assert res["accuracy"] < 0.5

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..dataset import ArrayImageDataset
+from ..dataset import ArrayImageDataset, _pil_image
 
 __all__ = ["CIFAR10", "CIFARError", "read_cifar_batch"]
 
@@ -65,6 +65,9 @@ class CIFAR10(ArrayImageDataset):
     """CIFAR-10: 50,000 training and 10,000 test colour images (3, 32, 32) uint8, 10 classes.
 
     ``root`` is the folder holding ``cifar-10-batches-py/`` (or that folder itself).
+    As torchvision: ``.data`` is a uint8 ndarray ``(N, 32, 32, 3)`` (HWC), ``.targets`` a list
+    of ints, and ``ds[i]`` is ``(transform(PIL RGB image), target_transform(int label))``.
+    ``ds.images`` views the data as ``(N, 3, 32, 32)``.
     """
 
     classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
@@ -94,3 +97,13 @@ class CIFAR10(ArrayImageDataset):
         images = np.concatenate([p[0] for p in parts])
         labels = np.concatenate([p[1] for p in parts])
         super().__init__(images, labels, transform, target_transform)
+
+    def _store(self, images: np.ndarray, labels: np.ndarray) -> None:
+        self.data = images.transpose(0, 2, 3, 1)  # a view, as torchvision's HWC array
+        self.targets = labels.tolist()
+
+    def _nchw(self) -> np.ndarray:
+        return np.asarray(self.data).transpose(0, 3, 1, 2)
+
+    def _sample(self, chw: np.ndarray):
+        return _pil_image(chw)

@@ -24,6 +24,13 @@ def load_image(path: str | os.PathLike, mode: str = "RGB",
     centre ``size x size`` is cropped (torchvision's ``Resize(size)`` + ``CenterCrop(size)``).
     Raises ValueError naming the file when it is not an image Pillow can decode.
     """
+    arr = np.asarray(load_pil(path, mode, size), dtype=np.uint8)
+    return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def load_pil(path: str | os.PathLike, mode: str = "RGB",
+             size: tuple[int, int] | int | None = None):
+    """:func:`load_image`'s picture as a PIL image (mode 'RGB' or 'L'), before the array."""
     from PIL import Image
 
     from ..user_images import read_image, resize_center_crop
@@ -33,16 +40,18 @@ def load_image(path: str | os.PathLike, mode: str = "RGB",
         im = resize_center_crop(im, size)[0]
     elif size is not None:
         im = im.resize((int(size[1]), int(size[0])), Image.BILINEAR)
-    arr = np.asarray(im, dtype=np.uint8)
-    return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
+    return im
 
 
 class ImageFolder(Dataset):
     """Images arranged as ``root/<class name>/<file>``; classes sorted by name get labels 0..K-1.
 
+    As torchvision's: ``ds[i]`` is ``(transform(PIL image), target_transform(int))``,
+    ``.samples`` lists ``(path, class index)``, ``.targets`` the class indices (a list).
+
     Args:
         root: the folder of class folders.
-        transform: applied to the ``(C, H, W)`` uint8 image.
+        transform: applied to the PIL image (mode ``mode``, resized to ``size`` if given).
         mode: 'RGB' (3 channels) or 'L' (grayscale, 1 channel).
         size: needed to batch images of different sizes: an int keeps each image's aspect
             ratio (shorter side resized to it, then the centre square cropped, as torchvision's
@@ -69,7 +78,8 @@ class ImageFolder(Dataset):
                         if p.is_file() and p.suffix.lower() in exts]
         if not self.samples:
             raise FileNotFoundError(f"ImageFolder: no images with extensions {exts} under {root}")
-        self.targets = np.asarray([s[1] for s in self.samples], dtype=np.int64)
+        self.targets = [s[1] for s in self.samples]
+        self.imgs = self.samples  # torchvision's older name
         self.root, self.transform, self.target_transform = root, transform, target_transform
         self.mode = mode
         self.size = size
@@ -83,7 +93,7 @@ class ImageFolder(Dataset):
 
     def __getitem__(self, index: int):
         path, label = self.samples[index]
-        img = load_image(path, self.mode, self.size)
+        img = load_pil(path, self.mode, self.size)
         if self.transform is not None:
             img = self.transform(img)
         if self.target_transform is not None:

@@ -7,7 +7,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..dataset import ArrayImageDataset
+from ...tensor import Tensor
+from ..dataset import ArrayImageDataset, _pil_image, _raw
 from .idx import IDXError, read_idx
 
 __all__ = ["MNIST", "FashionMNIST", "BundledMNIST", "find_idx_files", "FASHION_MNIST_SYSTEM_DIR"]
@@ -73,7 +74,22 @@ def load_idx_pair(images_path: Path, labels_path: Path, name: str, num_classes: 
     return images[:, None], labels.astype(np.int64)
 
 
-class MNIST(ArrayImageDataset):
+class _GreyDigits(ArrayImageDataset):
+    """torchvision's MNIST layout: ``.data`` a uint8 Tensor ``(N, H, W)``, ``.targets`` an
+    int64 Tensor ``(N,)``; ``ds[i]`` is ``(PIL image mode 'L', int)`` before transforms."""
+
+    def _store(self, images: np.ndarray, labels: np.ndarray) -> None:
+        self.data = Tensor._make(images[:, 0])
+        self.targets = Tensor._make(labels)
+
+    def _nchw(self) -> np.ndarray:
+        return _raw(self.data)[:, None]
+
+    def _sample(self, chw: np.ndarray):
+        return _pil_image(chw)
+
+
+class MNIST(_GreyDigits):
     """Handwritten digits 0-9: 60,000 training and 10,000 test images (1, 28, 28) uint8.
 
     Looks for the four files (``train-images-idx3-ubyte[.gz]`` and so on), all in one folder:
@@ -81,7 +97,9 @@ class MNIST(ArrayImageDataset):
     given, else the download cache. ``download=True`` fetches them into ``root`` (or the
     cache) and verifies their SHA-256.
 
-    ``ds[i]`` is ``(transform(image (1, 28, 28) uint8), label)``.
+    As torchvision: ``.data`` is a uint8 Tensor ``(N, 28, 28)``, ``.targets`` an int64 Tensor;
+    ``ds[i]`` is ``(transform(PIL image, mode 'L'), target_transform(int label))``.
+    ``ds.images`` views the data as ``(N, 1, 28, 28)``.
     """
 
     classes = [str(d) for d in range(10)]
@@ -145,7 +163,7 @@ class FashionMNIST(MNIST):
 BUNDLED_PATH = Path(__file__).resolve().parents[1] / "bundled" / "mnist_digits.npz"
 
 
-class BundledMNIST(ArrayImageDataset):
+class BundledMNIST(_GreyDigits):
     """10,000 real MNIST digits shipped inside convnet (8,000 train / 2,000 test, stratified).
 
     See ``convnet/data/bundled/README.md`` for provenance (CC BY-SA 3.0). No download needed.

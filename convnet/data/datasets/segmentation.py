@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...tensor import Tensor
 from ..dataset import Dataset, _raw
 
 __all__ = ["ForegroundSegmentation"]
@@ -45,7 +46,7 @@ class ForegroundSegmentation(Dataset):
         if x.ndim != 3:
             raise ValueError(f"ForegroundSegmentation: expected images (C, H, W), got shape "
                              f"{x.shape}")
-        return x, self._mask(x, _raw(y))
+        return Tensor._make(x), Tensor._make(self._mask(x, _raw(y)))
 
     def _getitems(self, indices):
         x, y = self.dataset.__getitems__(indices)
