@@ -262,6 +262,9 @@ def run(args) -> int:
         if sched is not None and args.saved_epochs != int(cfg["epochs"]):
             # The schedule was planned for the old length: rebuild it for the new one and
             # move it to where the run is (same lr history for schedules that ignore length).
+            # Schedulers step from the current lr (as torch's): replay from the initial one.
+            for group in opt.param_groups:
+                group["lr"] = group.get("initial_lr", group["lr"])
             sched, _ = make_scheduler(cfg, opt, len(train_loader))
             for _ in range(trainer.epoch * (len(train_loader) if sched_step == "batch" else 1)):
                 sched.step()
