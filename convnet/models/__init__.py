@@ -25,3 +25,4 @@ from .shufflenet import *  # noqa: F401,F403
 from .squeezenet import *  # noqa: F401,F403
 from .unet import *  # noqa: F401,F403
 from .vit import *  # noqa: F401,F403
+from .weights import *  # noqa: F401,F403

@@ -147,3 +147,21 @@ def test_variable_is_the_tensor_as_in_torch():
     assert isinstance(torch.autograd.Variable(torch.ones(2)), torch.Tensor)
     with cn.autograd.inference_mode():
         assert not cn.is_grad_enabled()
+
+
+def test_weight_enums_import_and_refuse_clearly():
+    from convnet.models import ResNet18_Weights, VGG16_Weights, resnet18
+
+    assert ResNet18_Weights.DEFAULT is ResNet18_Weights.IMAGENET1K_V1
+    assert VGG16_Weights.DEFAULT.name == "IMAGENET1K_V1"
+    with pytest.raises(ValueError, match="load_weights"):
+        resnet18(weights=ResNet18_Weights.DEFAULT)
+
+
+def test_utils_data_after_a_plain_import():
+    import subprocess
+    import sys
+
+    code = "import convnet as torch; print(torch.utils.data.DataLoader.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "DataLoader"
