@@ -631,12 +631,12 @@ class Tensor:
         order = list(range(self.ndim))
         a, b = self._axes((dim0, dim1), "transpose")
         order[a], order[b] = order[b], order[a]
-        return S.Permute.apply(self, tuple(order))
+        return S.Transpose.apply(self, tuple(order))
 
     def t(self):
         if self.ndim > 2:
             raise ValueError(f"t: expects a tensor of at most 2 dims, got shape {self.shape}")
-        return self.T if self.ndim == 2 else self
+        return S.T.apply(self, (1, 0)) if self.ndim == 2 else self
 
     def expand(self, *sizes):
         sizes = _shape_args(sizes)

@@ -6,10 +6,14 @@ that Function: the input's own ``grad_fn`` node, an :class:`AccumulateGrad` node
 is the leaf) for a leaf that requires grad, or ``(None, 0)`` for an input that needs no
 gradient. ``node.name()`` is torch's name where one exists (``"AddBackward0"``,
 ``"MmBackward0"``, ``"NllLossBackward0"``); otherwise ``f"{FunctionClass}Backward0"``. Names
-describe the operation, not torch's exact overload: every sum is ``SumBackward0``, every
-reshape/view/squeeze ``ViewBackward0``, every matmul ``MmBackward0``.
+describe the operation, not always torch's exact overload: every reshape/view/squeeze is
+``ViewBackward0``, every matmul ``MmBackward0``; sums, means and indexing tell their variants
+apart (``SumBackward1`` over a dim, ``SelectBackward0``/``SliceBackward0``/``IndexBackward0``)
+until backward frees what the Function kept.
 """
 from __future__ import annotations
+
+import numpy as np
 
 # Function class name -> torch's grad_fn name (classes not listed get f"{name}Backward0").
 _TORCH_NAMES = {
@@ -28,13 +32,31 @@ _TORCH_NAMES = {
 }
 
 
+def _variant(cls: str, fn) -> str | None:
+    """torch's overload-specific names, read from what the Function kept (until backward frees
+    it): ``x[0]`` Select, ``x[1:]`` Slice, ``x[idx]`` Index; a sum/mean over ``dim`` ...1."""
+    saved = fn.__dict__
+    if cls in ("Sum", "Mean") and saved.get("axes") is not None:
+        return f"{cls}Backward1"
+    if cls == "GetItem" and "idx" in saved:
+        items = saved["idx"] if isinstance(saved["idx"], tuple) else (saved["idx"],)
+        if any(isinstance(i, (np.ndarray, list)) for i in items):
+            return None  # advanced indexing: IndexBackward0
+        items = [i for i in items if i is not Ellipsis and i != slice(None)]
+        if items and all(isinstance(i, (int, np.integer)) for i in items):
+            return "SelectBackward0"
+        if items and all(isinstance(i, (int, np.integer, slice)) or i is None for i in items):
+            return "SliceBackward0" if isinstance(items[-1], slice) else "SelectBackward0"
+    return None
+
+
 def function_name(fn) -> str:
     """torch-style name of the backward node of Function instance ``fn``."""
     cls = type(fn).__name__
     explicit = getattr(fn, "grad_fn_name", None)
     if explicit:
         return explicit
-    return _TORCH_NAMES.get(cls, cls.lstrip("_") + "Backward0")
+    return _variant(cls, fn) or _TORCH_NAMES.get(cls, cls.lstrip("_") + "Backward0")
 
 
 class Node:

@@ -24,6 +24,14 @@ class Permute(Function):
         return g.transpose(self.inverse), None
 
 
+class Transpose(Permute):
+    grad_fn_name = "TransposeBackward0"
+
+
+class T(Permute):
+    grad_fn_name = "TBackward0"
+
+
 class Expand(Function):
     def forward(self, a, shape):
         self.shape = a.shape
