@@ -9,7 +9,7 @@ classes.
 from __future__ import annotations
 
 from .. import nn
-from .registry import InputRule, no_pretrained, register
+from .registry import InputRule, local_weights, pretrained_file, register
 
 __all__ = ["AlexNet", "alexnet"]
 
@@ -63,6 +63,6 @@ def _input_rule(o: dict) -> InputRule:
 def alexnet(num_classes: int = 1000, in_channels: int = 3, *, weights=None, progress: bool = True,
             **options) -> AlexNet:
     """AlexNet (Krizhevsky et al. 2012); see :class:`AlexNet`. torchvision's defaults;
-    ``weights`` must be None (see :func:`~convnet.models.registry.no_pretrained`)."""
-    no_pretrained("alexnet", weights, options)
-    return AlexNet(num_classes=num_classes, in_channels=in_channels, **options)
+    ``weights`` must be None (see :func:`~convnet.models.registry.pretrained_file`)."""
+    weights_file = pretrained_file("alexnet", weights, options)
+    return local_weights(weights_file, AlexNet(num_classes=num_classes, in_channels=in_channels, **options))

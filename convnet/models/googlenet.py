@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .. import nn
 from ..creation import cat
-from .registry import InputRule, no_pretrained, register
+from .registry import InputRule, local_weights, pretrained_file, register
 
 __all__ = ["BasicConv2d", "Inception", "InceptionAux", "InceptionC", "GoogLeNet", "googlenet"]
 
@@ -183,6 +183,6 @@ def _input_rule(o: dict) -> InputRule:
 def googlenet(num_classes: int = 1000, in_channels: int = 3, *, weights=None,
               progress: bool = True, **options) -> GoogLeNet:
     """GoogLeNet (Szegedy et al. 2015); see :class:`GoogLeNet`. torchvision's defaults;
-    ``weights`` must be None (see :func:`~convnet.models.registry.no_pretrained`)."""
-    no_pretrained("googlenet", weights, options)
-    return GoogLeNet(num_classes=num_classes, in_channels=in_channels, **options)
+    ``weights`` must be None (see :func:`~convnet.models.registry.pretrained_file`)."""
+    weights_file = pretrained_file("googlenet", weights, options)
+    return local_weights(weights_file, GoogLeNet(num_classes=num_classes, in_channels=in_channels, **options))

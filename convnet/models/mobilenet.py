@@ -16,7 +16,7 @@ stride 1: the network then shrinks 8-fold instead of 32-fold (32x32 -> 4x4 final
 from __future__ import annotations
 
 from .. import nn
-from .registry import InputRule, no_pretrained, register
+from .registry import InputRule, local_weights, pretrained_file, register
 
 __all__ = ["MobileNetV1", "MobileNetV2", "InvertedResidual", "DepthwiseSeparable",
            "mobilenet_v1", "mobilenet_v2"]
@@ -197,6 +197,6 @@ def mobilenet_v1(num_classes: int = 10, in_channels: int = 1, **options) -> Mobi
 def mobilenet_v2(num_classes: int = 1000, in_channels: int = 3, *, weights=None,
                  progress: bool = True, **options) -> MobileNetV2:
     """MobileNet v2 (Sandler et al. 2018); see :class:`MobileNetV2`. torchvision's defaults;
-    ``weights`` must be None (see :func:`~convnet.models.registry.no_pretrained`)."""
-    no_pretrained("mobilenet_v2", weights, options)
-    return MobileNetV2(num_classes=num_classes, in_channels=in_channels, **options)
+    ``weights`` must be None (see :func:`~convnet.models.registry.pretrained_file`)."""
+    weights_file = pretrained_file("mobilenet_v2", weights, options)
+    return local_weights(weights_file, MobileNetV2(num_classes=num_classes, in_channels=in_channels, **options))

@@ -27,11 +27,12 @@ import inspect
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-__all__ = ["register", "create", "list_models", "load_weights", "no_pretrained", "model_info", "model_options",
+__all__ = ["register", "create", "list_models", "load_weights", "pretrained_file", "model_info", "model_options",
            "count_parameters", "InputRule", "InputSizeError", "input_rule", "check_input_size",
            "fit_input", "min_input_size"]
 
@@ -114,23 +115,40 @@ _SIZES = ("num_classes", "in_channels")  # set by create itself, not options
 _WEIGHT_ARGS = ("weights", "progress", "pretrained")
 
 
-def no_pretrained(name: str, weights, options: dict) -> None:
-    """Refuse pretrained weights with a message saying how to load them instead.
+def weights_dir() -> Path:
+    """Where ``weights=`` looks for local pretrained weights: ``$CONVNET_CACHE/weights``, by
+    default ``~/.cache/convnet/weights`` (torchvision's hub cache, without the download)."""
+    root = os.environ.get("CONVNET_CACHE") or Path.home() / ".cache" / "convnet"
+    return Path(root) / "weights"
 
-    torchvision-named factories take ``weights=None`` (and the older ``pretrained=False``)
-    as torchvision does. convnet downloads nothing: any other value raises ``ValueError``
-    pointing to :func:`load_weights`, which loads a torchvision state dict saved locally.
-    ``pretrained`` is removed from ``options``.
+
+def pretrained_file(name: str, weights, options: dict) -> Path | None:
+    """The local file that ``weights=`` (or the older ``pretrained=True``) asks for, or None.
+
+    torchvision-named factories take ``weights=None`` as torchvision does. convnet downloads
+    nothing: any other value loads ``weights_dir() / f"{name}.safetensors"`` (a torchvision
+    state dict saved with safetensors) when it is there, and otherwise raises ``ValueError``
+    saying where to put it. ``pretrained`` is removed from ``options``.
     """
     pretrained = options.pop("pretrained", False)
     if weights is None and not pretrained:
-        return
+        return None
+    path = weights_dir() / f"{name}.safetensors"
+    if path.is_file():
+        return path
     given = f"weights={weights!r}" if weights is not None else f"pretrained={pretrained!r}"
     raise ValueError(
-        f"{name}: {given}: convnet does not download pretrained weights. Build the model with "
-        f"weights=None, then load a local file: model = convnet.models.{name}(); "
-        f"convnet.models.load_weights(model, '{name}.safetensors') -- a torchvision state dict "
-        "saved with safetensors.torch.save_file(tv_model.state_dict(), path) loads directly")
+        f"{name}: {given}: convnet does not download pretrained weights, and {path} does not "
+        f"exist. Save a torchvision state dict there (safetensors.torch.save_file("
+        f"tv_model.state_dict(), '{path}')) and weights= loads it; or build with weights=None "
+        f"and call convnet.models.load_weights(model, file) on any local file")
+
+
+def local_weights(path: Path | None, model):
+    """``model`` with the weights of ``path`` loaded (strict) when a file was asked for."""
+    if path is not None:
+        load_weights(model, path)
+    return model
 
 
 def register(name: str | Callable | None = None, fn: Callable | None = None, *,

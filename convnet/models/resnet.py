@@ -23,7 +23,7 @@ from typing import Type
 
 from .. import functional as F
 from .. import nn
-from .registry import InputRule, no_pretrained, register
+from .registry import InputRule, local_weights, pretrained_file, register
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "CifarBasicBlock", "CifarResNet",
            "resnet18", "resnet34", "resnet50", "resnet101",
@@ -251,8 +251,8 @@ class CifarResNet(nn.Module):
 def _imagenet(name: str, block, layers: list[int]):
     def factory(num_classes: int = 1000, in_channels: int = 3, *, weights=None,
                 progress: bool = True, **options) -> ResNet:
-        no_pretrained(name, weights, options)
-        return ResNet(block, layers, num_classes=num_classes, in_channels=in_channels, **options)
+        weights_file = pretrained_file(name, weights, options)
+        return local_weights(weights_file, ResNet(block, layers, num_classes=num_classes, in_channels=in_channels, **options))
     factory.__name__ = name
     factory.__doc__ = (f"{name} (He et al. 2016, ImageNet layout, {block.__name__} x {layers}); "
                        "see :class:`ResNet` for the options. torchvision's defaults (1000 "

@@ -16,7 +16,7 @@ from __future__ import annotations
 from .. import functional as F
 from .. import nn
 from ..creation import cat
-from .registry import InputRule, no_pretrained, register
+from .registry import InputRule, local_weights, pretrained_file, register
 
 __all__ = ["ShuffleV1Unit", "ShuffleNetV1", "ShuffleV2Block", "ShuffleNetV2",
            "shufflenet_v1", "shufflenet_v2", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0",
@@ -190,9 +190,9 @@ def shufflenet_v1(num_classes: int = 10, in_channels: int = 1, **options) -> Shu
 def _v2(name: str, scale: float):
     def factory(num_classes: int = 1000, in_channels: int = 3, *, weights=None,
                 progress: bool = True, **options) -> ShuffleNetV2:
-        no_pretrained(name, weights, options)
-        return ShuffleNetV2((4, 8, 4), _V2_WIDTHS[scale], num_classes=num_classes,
-                            in_channels=in_channels, **options)
+        weights_file = pretrained_file(name, weights, options)
+        return local_weights(weights_file, ShuffleNetV2((4, 8, 4), _V2_WIDTHS[scale], num_classes=num_classes,
+                            in_channels=in_channels, **options))
     factory.__name__ = name
     factory.__doc__ = f"ShuffleNet v2 {scale}x (Ma et al. 2018); see :class:`ShuffleNetV2`."
     return register(name, factory, family="ShuffleNet", builds=ShuffleNetV2,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .. import nn
 from ..creation import cat
-from .registry import InputRule, no_pretrained, register
+from .registry import InputRule, local_weights, pretrained_file, register
 
 __all__ = ["Fire", "SqueezeNet", "squeezenet1_1"]
 
@@ -90,6 +90,6 @@ def _input_rule(o: dict) -> InputRule:
 def squeezenet1_1(num_classes: int = 1000, in_channels: int = 3, *, weights=None,
                   progress: bool = True, **options) -> SqueezeNet:
     """SqueezeNet 1.1 (Iandola et al. 2016); see :class:`SqueezeNet`. torchvision's defaults;
-    ``weights`` must be None (see :func:`~convnet.models.registry.no_pretrained`)."""
-    no_pretrained("squeezenet1_1", weights, options)
-    return SqueezeNet(num_classes=num_classes, in_channels=in_channels, **options)
+    ``weights`` must be None (see :func:`~convnet.models.registry.pretrained_file`)."""
+    weights_file = pretrained_file("squeezenet1_1", weights, options)
+    return local_weights(weights_file, SqueezeNet(num_classes=num_classes, in_channels=in_channels, **options))

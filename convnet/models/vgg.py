@@ -9,7 +9,7 @@ torchvision's layout and names: vgg16 has 138,357,544 parameters at 1000 classes
 from __future__ import annotations
 
 from .. import nn
-from .registry import InputRule, no_pretrained, register
+from .registry import InputRule, local_weights, pretrained_file, register
 
 __all__ = ["VGG", "make_layers", "vgg11", "vgg13", "vgg16", "vgg19",
            "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"]
@@ -93,8 +93,8 @@ class VGG(nn.Module):
 def _vgg(cfg: str, bn: bool, name: str):
     def factory(num_classes: int = 1000, in_channels: int = 3, *, weights=None,
                 progress: bool = True, **options) -> VGG:
-        no_pretrained(name, weights, options)
-        return VGG(cfg, bn, num_classes=num_classes, in_channels=in_channels, **options)
+        weights_file = pretrained_file(name, weights, options)
+        return local_weights(weights_file, VGG(cfg, bn, num_classes=num_classes, in_channels=in_channels, **options))
     factory.__name__ = name
     factory.__doc__ = f"{name} (Simonyan & Zisserman 2015, config {cfg}); see :class:`VGG`."
     # floor pools as torchvision's need 2**5 = 32 px; small_input's ceil-mode pools take any side

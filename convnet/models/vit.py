@@ -18,7 +18,7 @@ import numpy as np
 from .. import nn
 from ..creation import cat
 from ..nn.modules.transformer import MultiheadAttention
-from .registry import InputRule, no_pretrained, register
+from .registry import InputRule, local_weights, pretrained_file, register
 
 __all__ = ["EncoderBlock", "Encoder", "VisionTransformer", "vit_tiny", "vit_b_16"]
 
@@ -163,6 +163,6 @@ def vit_b_16(num_classes: int = 1000, in_channels: int = 3, image_size: int = 22
     """ViT-Base/16 (224x224, 12 layers, 768 wide, 12 heads); torchvision-compatible names.
     ``input_size`` is an alias of ``image_size``; other sides need a ``patch_size`` that
     divides them (28x28: 7, 4 or 14). torchvision's defaults; ``weights`` must be None."""
-    no_pretrained("vit_b_16", weights, options)
-    return VisionTransformer(input_size or image_size, patch_size, num_classes=num_classes,
-                             in_channels=in_channels, **options)
+    weights_file = pretrained_file("vit_b_16", weights, options)
+    return local_weights(weights_file, VisionTransformer(input_size or image_size, patch_size, num_classes=num_classes,
+                             in_channels=in_channels, **options))

@@ -2,7 +2,7 @@
 pretrained weights import and fail with one clear message instead of an ImportError.
 
 convnet downloads nothing: passing any member as ``weights=`` raises the factory's
-"load a local file with ``load_weights``" error (:func:`convnet.models.registry.no_pretrained`).
+"load a local file with ``load_weights``" error (:func:`convnet.models.registry.pretrained_file`).
 """
 from __future__ import annotations
 

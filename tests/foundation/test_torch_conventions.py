@@ -165,3 +165,22 @@ def test_utils_data_after_a_plain_import():
     code = "import convnet as torch; print(torch.utils.data.DataLoader.__name__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "DataLoader"
+
+
+def test_weights_load_from_the_local_cache(tmp_path, monkeypatch):
+    from convnet.io import save_file
+    from convnet.models import ResNet18_Weights, resnet18
+
+    monkeypatch.setenv("CONVNET_CACHE", str(tmp_path))
+    with pytest.raises(ValueError, match=str(tmp_path / "weights" / "resnet18.safetensors")):
+        resnet18(weights=ResNet18_Weights.DEFAULT)
+    cn.manual_seed(1)
+    source = resnet18()
+    (tmp_path / "weights").mkdir()
+    save_file({k: v.numpy() for k, v in source.state_dict().items()},
+              tmp_path / "weights" / "resnet18.safetensors")
+    cn.manual_seed(2)
+    for model in (resnet18(weights=ResNet18_Weights.DEFAULT), resnet18(pretrained=True),
+                  resnet18(weights="IMAGENET1K_V1")):
+        for (k, a), b in zip(model.state_dict().items(), source.state_dict().values()):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=k)
