@@ -38,7 +38,10 @@ def test_models_lists_family_parameters_and_min_side_without_building(monkeypatc
     out = capsys.readouterr().out
     rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
     assert rows["lenet5"].split()[1:4] == ["LeNet", "61,706", "12"]
-    assert rows["vgg16"].split()[1:3] == ["VGG", "134,300,362"]
+    # vgg16 keeps torchvision's floor-mode pools (32 px minimum), so 28x28 adds small_input
+    # (ceil-mode pools, a 512-wide head): 14,713,536 conv + 530,442 head parameters
+    assert rows["vgg16"].split()[1:3] == ["VGG", "15,243,978"]
+    assert "small_input=true (stem needs 32)" in rows["vgg16"]
     # alexnet as `convnet train` builds it for 28x28: small_input (3x3 stem), 15 px minimum
     adapted = models.count_parameters("alexnet", small_input=True)
     assert rows["alexnet"].split()[1:4] == ["AlexNet", f"{adapted:,}", "15"]
