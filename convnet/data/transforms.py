@@ -609,13 +609,14 @@ class RandomResizedCrop(Transform):
         return np.asarray([self.get_params(H, W, rng) for _ in range(n)])
 
     def _apply(self, x, params):
-        out = [_resize_planes(x[i:i + 1, :, t:t + h, l:l + w], *self.size, self.interpolation)
-               for i, (t, l, h, w) in enumerate(params)]
+        out = [_resize_planes(x[i:i + 1, :, top:top + h, left:left + w], *self.size,
+                              self.interpolation)
+               for i, (top, left, h, w) in enumerate(params)]
         return np.concatenate(out)
 
     def _on_pil(self, img):
-        t, l, h, w = self.get_params(img.height, img.width)
-        return img.crop((l, t, l + w, t + h)).resize((self.size[1], self.size[0]),
+        top, left, h, w = self.get_params(img.height, img.width)
+        return img.crop((left, top, left + w, top + h)).resize((self.size[1], self.size[0]),
                                                      _pil_filter(self.interpolation))
 
 

@@ -54,7 +54,7 @@ def test_inplace_values_and_aliasing(rng, op):
         "zero_": lambda x, y: x.zero_(), "fill_": lambda x, y: x.fill_(1.5),
     }
     out, outt = programs[op](a, b), programs[op](at, bt)
-    assert out is a and a._version == at._version == 1
+    assert out is a and outt is at and a._version == at._version == 1
     np.testing.assert_allclose(a.numpy(), at.numpy(), rtol=1e-15)
     np.testing.assert_allclose(view.numpy(), viewt.numpy(), rtol=1e-15)
     assert view._version == viewt._version == 1  # views share the counter
