@@ -26,3 +26,4 @@ from .squeezenet import *  # noqa: F401,F403
 from .unet import *  # noqa: F401,F403
 from .vit import *  # noqa: F401,F403
 from .weights import *  # noqa: F401,F403
+from . import detection  # noqa: F401,E402  (registers retinanet_tiny, fasterrcnn_tiny)

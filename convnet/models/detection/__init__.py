@@ -8,3 +8,8 @@ a padded batch with its image sizes. See docs/detection.md.
 from ._utils import BalancedPositiveNegativeSampler, BoxCoder, Matcher, SSDMatcher  # noqa: F401
 from .anchor_utils import AnchorGenerator  # noqa: F401
 from .image_list import ImageList  # noqa: F401
+from .backbone import BackboneWithFPN, FeaturePyramidNetwork, TinyBackbone  # noqa: F401
+from .retinanet import RetinaNet, RetinaNetHead, retinanet_tiny  # noqa: F401
+from .rpn import RegionProposalNetwork, RPNHead  # noqa: F401
+from .roi_heads import FastRCNNPredictor, RoIHeads, TwoMLPHead  # noqa: F401
+from .faster_rcnn import FasterRCNN, fasterrcnn_tiny  # noqa: F401
