@@ -28,7 +28,7 @@ rejected rather than scored differently from COCO) and segmentation masks.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 

@@ -29,11 +29,10 @@ def _tensor(x, op: str, name: str) -> Tensor:
     raise TypeError(f"{op}: {name} must be a Tensor, got {type(x).__name__}")
 
 
-def _boxes(x, op: str, name: str, columns: int = 4) -> Tensor:
+def _boxes(x, op: str, name: str) -> Tensor:
     t = _tensor(x, op, name)
-    if t.ndim != 2 or (columns and t.shape[1] % columns) or (columns == 4 and t.shape[1] != 4):
-        want = "(N, 4)" if columns == 4 else f"(N, 4k)"
-        raise ValueError(f"{op}: {name} must have shape {want}, got {tuple(t.shape)}")
+    if t.ndim != 2 or t.shape[1] != 4:
+        raise ValueError(f"{op}: {name} must have shape (N, 4), got {tuple(t.shape)}")
     if t.dtype.kind != "f":
         t = t.float()
     return t
