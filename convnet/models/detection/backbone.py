@@ -95,6 +95,7 @@ class FeaturePyramidNetwork(nn.Module):
         self.inner_blocks = nn.ModuleList([nn.Conv2d(c, out_channels, 1) for c in in_channels_list])
         self.layer_blocks = nn.ModuleList([nn.Conv2d(out_channels, out_channels, 3, padding=1)
                                            for _ in in_channels_list])
+        self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
         for m in self.modules():  # torchvision's FPN init: kaiming_uniform(a=1), zero bias
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_uniform_(m.weight, a=1)
@@ -109,7 +110,11 @@ class FeaturePyramidNetwork(nn.Module):
         results = [self.layer_blocks[-1](last)]
         for i in range(len(feats) - 2, -1, -1):
             lateral = self.inner_blocks[i](feats[i])
-            top_down = F.interpolate(last, size=tuple(lateral.shape[-2:]), mode="nearest")
+            size = tuple(lateral.shape[-2:])
+            if size == (2 * last.shape[-2], 2 * last.shape[-1]):
+                top_down = self.upsample(last)  # a module, so summary/receptive fields see it
+            else:  # odd sizes (a backbone used without the detector's padding)
+                top_down = F.interpolate(last, size=size, mode="nearest")
             last = lateral + top_down
             results.insert(0, self.layer_blocks[i](last))
         return OrderedDict(zip(names, results))
