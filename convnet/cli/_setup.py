@@ -11,7 +11,10 @@ from ..data import datasets as D
 from ..data import transforms as T
 from ..data.dataset import Subset, random_split
 
-DATASET_NAMES = ["mnist-bundled", "mnist", "fashion-mnist", "cifar10", "folder"]
+DATASET_NAMES = ["mnist-bundled", "mnist", "fashion-mnist", "cifar10", "folder", "mnist-detect",
+                 "fashion-detect"]
+# canvases of several objects with boxes (convnet.data.datasets.MNISTDetection): --task detect
+DETECT_DATASETS = ("mnist-detect", "fashion-detect")
 DENSE_MODELS = ("unet",)  # per-pixel outputs: trained with --task segment
 FOREGROUND = 0.1  # raw intensity (0..1) above which a pixel belongs to the object
 AUGMENTS = ["none", "crop", "flip", "vflip", "affine", "rotate", "erase"]
@@ -46,6 +49,10 @@ def dataset_info(cfg: dict) -> DatasetInfo:
     name = cfg["dataset"]
     if name not in DATASET_NAMES:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
+    if name in DETECT_DATASETS:
+        from .detect import detection_info
+
+        return detection_info(cfg)
     if name != "folder":
         return _INFO[name]
     if not cfg.get("data_dir"):
@@ -58,12 +65,37 @@ def dataset_info(cfg: dict) -> DatasetInfo:
     return DatasetInfo(c, cfg.get("image_size") or 32, (0.5,) * c, (0.5,) * c, probe.classes)
 
 
+def detectors() -> list[str]:
+    """The zoo's detection models (family ``Detection``)."""
+    from .. import models
+
+    return [n for n in models.list_models() if models.model_info(n).family == "Detection"]
+
+
 def resolve_task(cfg: dict) -> str:
-    """``classify`` or ``segment`` (``auto``: segment exactly the dense models)."""
+    """``classify``, ``segment`` or ``detect`` (``auto``: segment exactly the dense models,
+    detect exactly the detectors); a model or dataset that does not fit the task is refused."""
     task = cfg.get("task") or "auto"
     dense = cfg["model"] in DENSE_MODELS
+    detector = cfg["model"] in detectors()
+    canvases = cfg.get("dataset") in DETECT_DATASETS
     if task == "auto":
-        return "segment" if dense else "classify"
+        task = "detect" if detector else "segment" if dense else "classify"
+    if task == "detect" and not detector:
+        raise ValueError(f"--task detect: {cfg['model']} is not a detector; detectors: "
+                         f"{', '.join(detectors())}")
+    if task != "detect" and detector:
+        raise ValueError(f"--task {task}: {cfg['model']} is a detector (boxes, not one label "
+                         "per image); use --task detect")
+    if task == "detect" and not canvases:
+        raise ValueError(f"--task detect: --dataset {cfg.get('dataset')} has no boxes; use "
+                         f"{' or '.join(DETECT_DATASETS)}")
+    if task != "detect" and canvases:
+        raise ValueError(f"--dataset {cfg['dataset']} is for detection (--task detect with "
+                         f"{' or '.join(detectors())}); {cfg['model']} needs a classification "
+                         "dataset such as mnist-bundled")
+    if task == "detect":
+        return task
     if task == "classify" and dense:
         raise ValueError(f"--task classify: {cfg['model']} predicts one label per pixel; "
                          "use --task segment")

@@ -1,4 +1,5 @@
-"""``convnet evaluate DIR``: accuracy, per-class accuracy and confusion matrix of a trained run."""
+"""``convnet evaluate DIR``: accuracy, per-class accuracy and confusion matrix of a trained run
+(for a detection run: COCO mAP, mAP@0.5, mAP@0.75, mAR@100 and the AP of each class)."""
 from __future__ import annotations
 
 import json
@@ -49,6 +50,10 @@ def run(args) -> int:
     if args.data_dir:
         cfg["data_dir"] = args.data_dir
     cfg["download"] = False
+    if cfg.get("task") == "detect":
+        from .detect import evaluate_run
+
+        return evaluate_run(args, cfg, info, model)
     ds = make_dataset(cfg, info, args.split == "train", make_transform(cfg, info, False))
     loader = DataLoader(ds, args.batch_size, num_workers=1)
     res = evaluate(model, loader, num_classes=len(info.classes))

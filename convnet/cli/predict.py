@@ -6,7 +6,8 @@ white; for MNIST runs the ink is found, inverted to light-on-dark when it is dar
 scaled to 20 px and centred by its centre of mass in 28x28, even on a photographed sheet; for
 Fashion-MNIST the object's box is scaled to 28 px; other runs resize the shorter side and crop
 the centre. ``--save-input DIR`` writes what the model saw. For a segmentation run (U-Net) a
-colour-coded mask and an overlay are written per image (next to it, or in ``--out``).
+colour-coded mask and an overlay are written per image (next to it, or in ``--out``); for a
+detection run, NAME_boxes.png with each box, class and score, and one printed line per box.
 A file that cannot be read is reported and the others are still predicted (exit status 2).
 """
 from __future__ import annotations
@@ -39,8 +40,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", default=None, metavar="DIR",
                    help="segmentation runs: where NAME_mask.png and NAME_overlay.png go "
                         "(default: next to each image)")
-    p.add_argument("--scale", type=int, default=8,
-                   help="segmentation runs: enlarge mask and overlay by this factor (default 8)")
+    p.add_argument("--scale", type=int, default=None,
+                   help="segmentation runs: enlarge mask and overlay by this factor (default 8); "
+                        "detection runs: the picture with boxes (default: up to 8, about 512 px)")
+    p.add_argument("--score-threshold", type=float, default=None,
+                   help="detection runs: draw and print boxes with at least this score "
+                        "(default 0.5)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     from .main import add_threads_option
 
@@ -115,13 +120,20 @@ def run(args) -> int:
 
     if args.topk < 1:
         raise CLIError(f"--topk: expected a positive number of classes, got {args.topk}")
-    if args.scale < 1:
+    if args.scale is not None and args.scale < 1:
         raise CLIError(f"--scale: expected a positive integer, got {args.scale}")
     for opt, d in (("--save-input", args.save_input), ("--out", args.out)):
         if d and Path(d).exists() and not Path(d).is_dir():
             raise CLIError(f"{opt}: {d} is a file; give a folder")
     cfg, info, model = load_run(Path(args.run_dir))
+    if cfg.get("task") == "detect":
+        from .detect import predict_run
+
+        return predict_run(args, cfg, info, model)
+    if args.score_threshold is not None:
+        raise CLIError(f"--score-threshold: {args.run_dir} is not a detection run")
     segment = cfg.get("task") == "segment"
+    args.scale = args.scale or 8
     if args.out and not segment:
         raise CLIError(f"--out: {args.run_dir} is a classifier; --out is where segmentation "
                        "runs write their masks")

@@ -19,8 +19,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("model", help="a model name (e.g. lenet5, resnet20) or a training-run folder")
     p.add_argument("--input", default=None, metavar="C,H,W",
                    help="one sample's shape, e.g. 3,32,32 (default 1,28,28, or the run's)")
-    p.add_argument("--num-classes", type=int, default=10,
-                   help="classes for a zoo model (default 10)")
+    p.add_argument("--num-classes", type=int, default=None,
+                   help="classes for a zoo model (default 10; detectors: 11, the background "
+                        "and ten digits)")
     p.add_argument("--model-option", action="append", type=_model_option, metavar="KEY=VALUE",
                    help="option of a zoo model (repeatable), e.g. small_input=true, as "
                         "`convnet train` takes")
@@ -60,7 +61,13 @@ def load_model(spec: str, input_shape: tuple | None, num_classes: int, options: 
                                 "`convnet train --out`, or a model name)")
     from .. import models
 
+    if models.model_info(spec).family == "Detection":
+        # detectors are shown as `convnet train --task detect` builds them: 64x64 canvases,
+        # labels 1..10 after the background 0
+        input_shape = input_shape or (1, 64, 64)
+        num_classes = num_classes or 11
     input_shape = input_shape or (1, 28, 28)
+    num_classes = num_classes or 10
     try:
         opts, added = models.fit_input(spec, input_shape[1:], **(options or {}))
     except models.InputSizeError as e:

@@ -20,6 +20,9 @@ DEFAULTS = {
     "dtype": "float32", "limit_train": None, "limit_test": None, "image_size": None,
     "grayscale": False, "label_smoothing": 0.0, "model_options": {}, "task": "auto",
     "restore_best": False,
+    # --task detect only (filled from convnet.cli.detect.DETECT_DEFAULTS)
+    "train_canvases": None, "test_canvases": None, "canvas_size": None, "warmup_steps": None,
+    "clip_grad": None,
 }
 DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3, "rmsprop": 1e-3}
 # Options that may differ when resuming (they do not change the numbers).
@@ -79,10 +82,20 @@ def add_parser(subparsers) -> None:
     a("--gamma", type=float, help="decay factor for step/exponential (default 0.1)")
     a("--augment", help=f"comma-separated training augmentations: {','.join(AUGMENTS)} (default "
                         "none)")
-    a("--task", choices=["auto", "classify", "segment"],
+    a("--task", choices=["auto", "classify", "segment", "detect"],
       help="classify images, or segment them (per-pixel labels: the object's pixels get its "
-           "class, the rest background; see convnet.data.datasets.ForegroundSegmentation). "
-           "Default auto: segment for dense models (unet), else classify")
+           "class, the rest background; see convnet.data.datasets.ForegroundSegmentation), or "
+           "detect objects (boxes and classes; detectors such as retinanet_tiny on "
+           "--dataset mnist-detect). Default auto: segment for dense models (unet), detect "
+           "for detectors, else classify")
+    a("--train-canvases", type=int, help="--task detect: training canvases (default 10000; "
+                                         "--val-split of them are held out)")
+    a("--test-canvases", type=int, help="--task detect: test canvases (default 1000)")
+    a("--canvas-size", type=int, help="--task detect: canvas side in pixels (default 64)")
+    a("--warmup-steps", type=int, help="--task detect: linear learning-rate warm-up steps "
+                                       "before the schedule (default 100)")
+    a("--clip-grad", type=float, metavar="NORM",
+      help="--task detect: clip the gradients' joint L2 norm (default 10; 0: off)")
     a("--label-smoothing", type=float, help="cross-entropy label smoothing (default 0)")
     a("--val-split", type=float, help="fraction of the training set held out (seeded) to "
                                       "validate on after every epoch (default 0.1; 0: no "
@@ -139,6 +152,18 @@ def resolve_config(args) -> tuple[dict, Path]:
         cfg.update({k: v for k, v in given.items() if k in RESUME_OVERRIDABLE})
     else:
         cfg = {**DEFAULTS, **given}
+        from ._setup import resolve_task
+
+        cfg["task"] = resolve_task(cfg)
+        if cfg["task"] == "detect":
+            from .detect import apply_defaults
+
+            apply_defaults(cfg, given)
+        else:
+            for k in DEFAULTS:
+                if k in given and k in _DETECT_ONLY:
+                    raise ValueError(f"--{k.replace('_', '-')} applies to --task detect only "
+                                     f"({cfg['model']} is trained with --task {cfg['task']})")
         if cfg["lr"] is None:
             cfg["lr"] = DEFAULT_LR[cfg["optimizer"]]
         if out is None:
@@ -208,6 +233,10 @@ def run(args) -> int:
                          model_options, task_info)
 
     cfg, out = resolve_config(args)
+    if cfg["task"] == "detect":
+        from .detect import run_train
+
+        return run_train(args, cfg, out)
     manual_seed(int(cfg["seed"]))
     info = task_info(cfg, dataset_info(cfg))
     model_options(cfg, info)  # size and option errors before any data is read
@@ -259,18 +288,8 @@ def run(args) -> int:
     if args.resume:
         trainer.resume(out / "checkpoint.safetensors")
         print(f"resuming {out} after epoch {trainer.epoch}/{trainer.epochs}")
-        if sched is not None and args.saved_epochs != int(cfg["epochs"]):
-            # The schedule was planned for the old length: rebuild it for the new one and
-            # move it to where the run is (same lr history for schedules that ignore length).
-            # Schedulers step from the current lr (as torch's): replay from the initial one.
-            for group in opt.param_groups:
-                group["lr"] = group.get("initial_lr", group["lr"])
-            sched, _ = make_scheduler(cfg, opt, len(train_loader))
-            for _ in range(trainer.epoch * (len(train_loader) if sched_step == "batch" else 1)):
-                sched.step()
-            trainer.scheduler = sched
-            print(f"--epochs changed from {args.saved_epochs} to {cfg['epochs']}: the "
-                  f"{cfg['scheduler']} learning-rate schedule now spans the new length")
+        resume_schedule(trainer, args, cfg, opt, len(train_loader),
+                        lambda: make_scheduler(cfg, opt, len(train_loader)))
     atomic_write_text(out / "config.json", json.dumps(cfg, indent=2) + "\n")
     n_epochs = int(cfg["epochs"])
     held = (f"{len(val_set):,} validation ({val_split:.0%} of the training set)"
@@ -318,6 +337,25 @@ def run(args) -> int:
     print(f"metrics:    {out / 'metrics.json'}")
     return 0
 
+
+def resume_schedule(trainer, args, cfg: dict, opt, steps_per_epoch: int, build) -> None:
+    """After ``trainer.resume``: when --epochs changed, the schedule was planned for the old
+    length; rebuild it (``build() -> (scheduler, 'epoch' | 'batch')``) for the new one and move
+    it to where the run is (the same lr history for schedules that ignore the length).
+    Schedulers step from the current lr (as torch's): replay from the initial one."""
+    if trainer.scheduler is None or args.saved_epochs == int(cfg["epochs"]):
+        return
+    for group in opt.param_groups:
+        group["lr"] = group.get("initial_lr", group["lr"])
+    sched, step = build()
+    for _ in range(trainer.epoch * (steps_per_epoch if step == "batch" else 1)):
+        sched.step()
+    trainer.scheduler = sched
+    print(f"--epochs changed from {args.saved_epochs} to {cfg['epochs']}: the "
+          f"{cfg['scheduler']} learning-rate schedule now spans the new length")
+
+
+_DETECT_ONLY = ("train_canvases", "test_canvases", "canvas_size", "warmup_steps", "clip_grad")
 
 # Files a run writes into its --out folder (removed by --overwrite before a new run starts).
 RUN_FILES = ("config.json", "checkpoint.safetensors", "model.safetensors", "metrics.json",

@@ -230,10 +230,7 @@ class Trainer:
                 # drawn once at the end).
                 self.save(self.out_dir, plot=logs["train_time_s"] > 2.0)
         if self.out_dir is not None and self.history:
-            from .plots import plot_curves
-
-            plot_curves(self.history, self.out_dir / "curves.png",
-                        title=self.config.get("title", ""))
+            self.plot(self.out_dir / "curves.png")
         for cb in self.callbacks:
             cb.on_train_end(self)
         return self.history
@@ -274,9 +271,13 @@ class Trainer:
         self.write_metrics(out)
         self.saved_epoch = self.epoch
         if plot and self.history:
-            from .plots import plot_curves
+            self.plot(out / "curves.png")
 
-            plot_curves(self.history, out / "curves.png", title=self.config.get("title", ""))
+    def plot(self, path) -> None:
+        """Draw ``history`` to ``path`` (curves.png); subclasses draw their own metrics."""
+        from .plots import plot_curves
+
+        plot_curves(self.history, path, title=self.config.get("title", ""))
 
     def write_metrics(self, out_dir: str | os.PathLike, extra: dict | None = None) -> Path:
         """metrics.json: config, per-epoch history, and ``extra`` (e.g. test results)."""
