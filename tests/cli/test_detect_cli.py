@@ -308,3 +308,23 @@ def test_progress_bar_on_a_terminal_only(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     assert main([*argv, "--out", str(tmp_path / "tty")]) == 0
     assert "epoch 1/1" in capsys.readouterr().err  # tqdm's bar, with its description
+
+
+def test_fashion_canvases_from_idx_files(tmp_path, capsys):
+    from convnet.data import datasets as D
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "fm"
+    folder.mkdir()
+    for prefix, n in (("train", 32), ("t10k", 16)):
+        D.write_idx(folder / f"{prefix}-images-idx3-ubyte.gz",
+                    rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        D.write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n).astype(np.uint8))
+    out = train(tmp_path, "--dataset", "fashion-detect", "--data-dir", str(folder), "--epochs", "1")
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["class_names"][10] == "Ankle boot" and m["data"]["source"] == "FashionMNIST"
+    assert "Ankle boot" in m["per_class_ap"]
+    missing = ["train", "--model", "detect_standin", *TINY, "--dataset", "fashion-detect",
+               "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r2")]
+    assert main(missing) == 2
+    assert "needs the Fashion-MNIST files" in capsys.readouterr().err
