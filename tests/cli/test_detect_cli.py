@@ -126,7 +126,7 @@ def test_detect_defaults_and_task_auto(tmp_path):
                                       "mnist-detect"])
     cfg, out = resolve_config(args)
     assert cfg["task"] == "detect"  # auto for a detector
-    assert (cfg["optimizer"], cfg["lr"], cfg["batch_size"], cfg["epochs"]) == ("adam", 2e-3, 16, 6)
+    assert (cfg["optimizer"], cfg["lr"], cfg["batch_size"], cfg["epochs"]) == ("adam", 2e-3, 16, 4)
     assert (cfg["train_canvases"], cfg["test_canvases"], cfg["canvas_size"]) == (10000, 1000, 64)
     args = build_parser().parse_args(["train", "--model", "fasterrcnn_tiny", "--dataset",
                                       "mnist-detect", "--lr", "0.01", "--epochs", "2"])
