@@ -163,9 +163,9 @@ def fasterrcnn_tiny(num_classes: int = 11, in_channels: int = 1,
                     anchor_sizes: Sequence[Sequence[int]] = TINY_RPN_ANCHOR_SIZES,
                     aspect_ratios: Sequence[float] = TINY_RPN_ASPECT_RATIOS,
                     representation_size: int = 256,
-                    rpn_pre_nms_top_n_train: int = 600, rpn_pre_nms_top_n_test: int = 300,
-                    rpn_post_nms_top_n_train: int = 300, rpn_post_nms_top_n_test: int = 100,
-                    rpn_batch_size_per_image: int = 128, box_batch_size_per_image: int = 128,
+                    rpn_pre_nms_top_n_train: int = 300, rpn_pre_nms_top_n_test: int = 200,
+                    rpn_post_nms_top_n_train: int = 200, rpn_post_nms_top_n_test: int = 100,
+                    rpn_batch_size_per_image: int = 128, box_batch_size_per_image: int = 64,
                     box_score_thresh: float = 0.05, box_nms_thresh: float = 0.5,
                     box_detections_per_img: int = 100) -> FasterRCNN:
     """Faster R-CNN sized for 2 CPU cores and ~64x64 canvases of 15-45 px objects.
@@ -173,7 +173,7 @@ def fasterrcnn_tiny(num_classes: int = 11, in_channels: int = 1,
     Backbone: :class:`~.backbone.TinyBackbone` (widths 16-64) + FPN of ``fpn_channels`` at
     strides 4, 8, 16; RPN anchors ``anchor_sizes`` (one tuple per level) x ``aspect_ratios``
     (height / width); RoI Align 7x7 -> two fc layers of ``representation_size``. Fewer
-    proposals and samples than torchvision's (300/100 proposals, 128 anchors and 128 RoIs per
+    proposals and samples than torchvision's (200/100 proposals, 128 anchors and 64 RoIs per
     image): the images hold at most a handful of objects. ``num_classes`` counts the
     background (label 0): 11 for ten digits labelled 1..10.
     """
