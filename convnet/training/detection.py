@@ -250,7 +250,10 @@ def plot_detection_curves(history: list[dict], path: str | os.PathLike, title: s
             ax_map.plot(epochs, [h.get(k) for h in history], marker="o", label=label)
     ax_loss.set(xlabel="epoch", ylabel="loss (mean over batches)", title="training losses")
     ax_map.set(xlabel="epoch", ylabel="COCO metric", title="validation", ylim=(0, 1))
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (ax_loss, ax_map):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs, not fractions
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
