@@ -152,7 +152,8 @@ def _any_size(options: dict) -> InputRule:
     return InputRule(minimum=1, why="images are padded to a multiple of 16")
 
 
-# The tiny model: anchors matched to 15-45 px digits on ~64x64 canvases (strides 4, 8, 16).
+# The tiny model: anchors matched to the digits' ink boxes (8-33 px) on ~64x64 canvases
+# (strides 4, 8, 16; see docs/detection.md for the coverage).
 TINY_RPN_ANCHOR_SIZES = ((12, 16), (22, 30), (40, 54))
 TINY_RPN_ASPECT_RATIOS = (1.0, 1.8)
 
@@ -163,18 +164,20 @@ def fasterrcnn_tiny(num_classes: int = 11, in_channels: int = 1,
                     anchor_sizes: Sequence[Sequence[int]] = TINY_RPN_ANCHOR_SIZES,
                     aspect_ratios: Sequence[float] = TINY_RPN_ASPECT_RATIOS,
                     representation_size: int = 256,
-                    rpn_pre_nms_top_n_train: int = 300, rpn_pre_nms_top_n_test: int = 200,
+                    rpn_pre_nms_top_n_train: int = 150, rpn_pre_nms_top_n_test: int = 150,
                     rpn_post_nms_top_n_train: int = 200, rpn_post_nms_top_n_test: int = 100,
                     rpn_batch_size_per_image: int = 128, box_batch_size_per_image: int = 64,
                     box_score_thresh: float = 0.05, box_nms_thresh: float = 0.5,
                     box_detections_per_img: int = 100) -> FasterRCNN:
-    """Faster R-CNN sized for 2 CPU cores and ~64x64 canvases of 15-45 px objects.
+    """Faster R-CNN sized for 2 CPU cores and ~64x64 canvases of 8-45 px objects.
 
     Backbone: :class:`~.backbone.TinyBackbone` (widths 16-64) + FPN of ``fpn_channels`` at
     strides 4, 8, 16; RPN anchors ``anchor_sizes`` (one tuple per level) x ``aspect_ratios``
     (height / width); RoI Align 7x7 -> two fc layers of ``representation_size``. Fewer
-    proposals and samples than torchvision's (200/100 proposals, 128 anchors and 64 RoIs per
-    image): the images hold at most a handful of objects. ``num_classes`` counts the
+    proposals and samples than torchvision's, as the images hold at most a handful of objects:
+    the best 150 anchors per level enter the RPN's NMS (its loop is a quarter of a training
+    step at 300), 200 proposals per image leave it in training and 100 in eval, 128 anchors
+    and 64 RoIs per image are sampled for the losses. ``num_classes`` counts the
     background (label 0): 11 for ten digits labelled 1..10.
     """
     sizes = tuple(tuple(int(s) for s in level) for level in anchor_sizes)

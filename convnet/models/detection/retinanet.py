@@ -38,7 +38,6 @@ import numpy as np
 from ... import functional as F
 from ... import nn
 from ... import ops
-from ...creation import cat
 from ...tensor import Tensor
 from ..registry import InputRule, register
 from ._utils import BoxCoder, Matcher
@@ -287,7 +286,8 @@ def _any_size(options: dict) -> InputRule:
     return InputRule(minimum=1, why="images are padded to a multiple of 16")
 
 
-# The tiny model: anchors matched to 15-45 px digits on ~64x64 canvases (strides 4, 8, 16).
+# The tiny model: anchors matched to the digits' ink boxes (8-33 px) on ~64x64 canvases
+# (strides 4, 8, 16; see docs/detection.md for the coverage).
 TINY_ANCHOR_SIZES = ((12, 16), (22, 30), (40, 54))
 TINY_ASPECT_RATIOS = (1.0, 1.8)
 
@@ -300,7 +300,7 @@ def retinanet_tiny(num_classes: int = 11, in_channels: int = 1,
                    aspect_ratios: Sequence[float] = TINY_ASPECT_RATIOS,
                    score_thresh: float = 0.05, nms_thresh: float = 0.5,
                    detections_per_img: int = 100, topk_candidates: int = 1000) -> RetinaNet:
-    """RetinaNet sized for 2 CPU cores and ~64x64 canvases of 15-45 px objects.
+    """RetinaNet sized for 2 CPU cores and ~64x64 canvases of 8-45 px objects.
 
     Backbone: :class:`~.backbone.TinyBackbone` (widths 16-64) + FPN of ``fpn_channels`` at
     strides 4, 8, 16; ``head_convs`` conv layers per subnet (``head_norm='group'``: GroupNorm as

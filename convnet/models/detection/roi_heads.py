@@ -131,7 +131,7 @@ class RoIHeads(nn.Module):
             lab[m == Matcher.BETWEEN_THRESHOLDS] = -1
             matched_idxs.append(np.maximum(m, 0))
             labels.append(lab)
-        pos, neg = self.fg_bg_sampler([as_tensor(l) for l in labels])
+        pos, neg = self.fg_bg_sampler([as_tensor(lab) for lab in labels])
         out_props, out_labels, out_targets = [], [], []
         for i, t in enumerate(targets):
             keep = np.flatnonzero(as_array(pos[i]) | as_array(neg[i]))

@@ -155,7 +155,7 @@ class RegionProposalNetwork(nn.Module):
         """``objectness`` ``(N, A)``, ``pred_bbox_deltas`` ``(N, A, 4)``: BCE over the sampled
         anchors (mean) and smooth-L1 (beta 1/9, sum) over the sampled positives / number
         sampled."""
-        pos_masks, neg_masks = self.fg_bg_sampler([as_tensor(l) for l in labels])
+        pos_masks, neg_masks = self.fg_bg_sampler([as_tensor(lab) for lab in labels])
         pos = np.stack([as_array(m) for m in pos_masks]).astype(bool)
         sampled = pos | np.stack([as_array(m) for m in neg_masks]).astype(bool)
         pi, pa = np.nonzero(pos)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ... import functional as F
 from ... import nn
-from ...creation import stack
+from ...creation import cat, stack
 from ...tensor import Tensor
 from .image_list import ImageList
 
@@ -45,12 +45,7 @@ def concat_box_prediction_layers(per_level: Sequence[Tensor], channels: int) -> 
         a = ac // channels
         out.append(x.reshape(n, a, channels, h, w).permute(0, 3, 4, 1, 2)
                    .reshape(n, h * w * a, channels))
-    return out[0] if len(out) == 1 else _cat(out, dim=1)
-
-
-def _cat(xs, dim):
-    from ...creation import cat
-    return cat(xs, dim=dim)
+    return out[0] if len(out) == 1 else cat(out, dim=1)
 
 
 class DetectionTransform(nn.Module):
