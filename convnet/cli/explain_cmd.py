@@ -109,7 +109,12 @@ def run(args) -> int:
 
     run_dir, image = Path(args.run_dir), Path(args.image)
     heatmap = bool(args.out) or not (args.filters or args.feature_maps)
-    segment = read_config(run_dir).get("task") == "segment"
+    task = read_config(run_dir).get("task")
+    segment = task == "segment"
+    if task == "detect" and heatmap:
+        raise CLIError(f"{run_dir} is a detection run; Grad-CAM and saliency maps need a "
+                       "classifier (one score per class per image); `convnet predict` draws its "
+                       "boxes, and --filters / --feature-maps work on this run")
     if segment and heatmap:
         method = "Grad-CAM" if args.method == "gradcam" else "a saliency map"
         raise CLIError(f"{run_dir} is a segmentation run; {method} needs a classifier (one score "

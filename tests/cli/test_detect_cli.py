@@ -328,3 +328,13 @@ def test_fashion_canvases_from_idx_files(tmp_path, capsys):
                "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r2")]
     assert main(missing) == 2
     assert "needs the Fashion-MNIST files" in capsys.readouterr().err
+
+
+def test_explain_refuses_heatmaps_of_a_detector(tmp_path, capsys):
+    out = train(tmp_path, "--epochs", "1", model=SMALL_RETINA)
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "c.png")
+    capsys.readouterr()
+    assert main(["explain", str(out), "c.png"]) == 2
+    assert "is a detection run; Grad-CAM" in capsys.readouterr().err
+    assert main(["explain", str(out), "c.png", "--filters", "f.png"]) == 0
+    assert (tmp_path / "f.png").is_file()
