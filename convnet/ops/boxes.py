@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from ..autograd.function import Function
-from ..creation import maximum, minimum, stack, where
+from ..creation import maximum, minimum, stack
 from ..tensor import Tensor
 
 __all__ = [
