@@ -16,7 +16,10 @@ def add_parser(subparsers) -> None:
 
     p = subparsers.add_parser("summary", help="layer table: shapes, params, MACs, receptive fields",
                               description=__doc__)
-    p.add_argument("model", help="a model name (e.g. lenet5, resnet20) or a training-run folder")
+    p.add_argument("model", nargs="?", help="a model name (e.g. lenet5, resnet20) or a "
+                   "training-run folder")
+    p.add_argument("--model", dest="model_flag", metavar="MODEL",
+                   help="the same, spelled as `convnet train` takes it")
     p.add_argument("--input", default=None, metavar="C,H,W",
                    help="one sample's shape, e.g. 3,32,32 (default 1,28,28, or the run's)")
     p.add_argument("--num-classes", type=int, default=None,
@@ -81,6 +84,10 @@ def load_model(spec: str, input_shape: tuple | None, num_classes: int, options: 
 
 
 def run(args) -> int:
+    if (args.model is None) == (args.model_flag is None):
+        raise ValueError("summary: give one model, as `convnet summary resnet20` or "
+                         "`convnet summary --model resnet20` (or a run folder)")
+    args.model = args.model or args.model_flag
     from ..analysis import summary
 
     shape = parse_shape(args.input) if args.input else None

@@ -328,3 +328,14 @@ def test_help_examples_run_on_the_default_model(tmp_path, capsys):
         assert all(line in parser_help for line in lines)
     assert ran >= 12
     assert Path("cam.png").is_file() and Path("edges.png").is_file()
+
+
+def test_summary_takes_model_as_train_spells_it(capsys):
+    from convnet.cli.main import main
+
+    assert main(["summary", "--model", "lenet5"]) == 0
+    by_flag = capsys.readouterr().out
+    assert main(["summary", "lenet5"]) == 0
+    assert capsys.readouterr().out == by_flag and "61,706" in by_flag
+    assert main(["summary"]) == 2
+    assert "give one model" in capsys.readouterr().err
