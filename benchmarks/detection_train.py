@@ -145,6 +145,8 @@ def main(argv=None):
     p.add_argument("--minutes", type=float, default=None, help="training time budget")
     p.add_argument("--steps", type=int, default=200, help="steps when --minutes is not given")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--repeats", type=int, default=None,
+                   help="accepted from `make bench` (run_all passes it to every module); unused")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--warmup", type=int, default=100)

@@ -33,6 +33,7 @@ BENCHMARKS = {
     "backend_depthwise": "depthwise 3x3 conv: numba, NumPy conv path, torch",
     "backend_winograd": "Winograd F(2x2,3x3) forward study: stages, im2col path, torch",
     "backend_global_optim": "global avg pooling kernels, SGD/Adam steps: numba, NumPy, torch",
+    "detection_train": "detectors: a 200-step training probe, images/s and COCO mAP",
 }
 
 

@@ -60,8 +60,8 @@ class StandInDetector(nn.Module):
         return out
 
 
-if "detect_standin" not in models.list_models():
-    models.register("detect_standin", StandInDetector, family="Detection")
+if "zz_detect_standin" not in models.list_models():
+    models.register("zz_detect_standin", StandInDetector, family="Detection")
 
 TINY = ["--dataset", "mnist-detect", "--train-canvases", "40", "--test-canvases", "12",
         "--batch-size", "8", "--no-progress", "--workers", "1", "--warmup-steps", "2"]
@@ -76,7 +76,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
-def train(tmp_path, *extra, name="run", model=("--model", "detect_standin")):
+def train(tmp_path, *extra, name="run", model=("--model", "zz_detect_standin")):
     out = tmp_path / name
     assert main(["train", *model, *TINY, "--out", str(out), *extra]) == 0
     return out
@@ -175,9 +175,9 @@ def test_detect_resume_is_exact(tmp_path, capsys):
 
 def test_existing_run_overwrite(tmp_path, capsys):
     out = train(tmp_path, "--epochs", "1")
-    assert main(["train", "--model", "detect_standin", *TINY, "--out", str(out)]) == 2
+    assert main(["train", "--model", "zz_detect_standin", *TINY, "--out", str(out)]) == 2
     assert "already holds a finished run" in capsys.readouterr().err
-    assert main(["train", "--model", "detect_standin", *TINY, "--epochs", "2", "--out", str(out),
+    assert main(["train", "--model", "zz_detect_standin", *TINY, "--epochs", "2", "--out", str(out),
                  "--overwrite"]) == 0
     assert json.loads((out / "metrics.json").read_text())["epochs_completed"] == 2
 
@@ -301,7 +301,7 @@ def test_predict_errors(tmp_path, capsys):
 def test_progress_bar_on_a_terminal_only(tmp_path, capsys, monkeypatch):
     train(tmp_path, "--epochs", "1", name="piped")  # --no-progress
     assert "img/s" not in capsys.readouterr().err
-    argv = ["train", "--model", "detect_standin", *[a for a in TINY if a != "--no-progress"],
+    argv = ["train", "--model", "zz_detect_standin", *[a for a in TINY if a != "--no-progress"],
             "--epochs", "1"]
     assert main([*argv, "--out", str(tmp_path / "auto")]) == 0  # stderr is no terminal here
     assert "epoch 1/1" not in capsys.readouterr().err
@@ -324,7 +324,7 @@ def test_fashion_canvases_from_idx_files(tmp_path, capsys):
     m = json.loads((out / "metrics.json").read_text())
     assert m["class_names"][10] == "Ankle boot" and m["data"]["source"] == "FashionMNIST"
     assert "Ankle boot" in m["per_class_ap"]
-    missing = ["train", "--model", "detect_standin", *TINY, "--dataset", "fashion-detect",
+    missing = ["train", "--model", "zz_detect_standin", *TINY, "--dataset", "fashion-detect",
                "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r2")]
     assert main(missing) == 2
     assert "needs the Fashion-MNIST files" in capsys.readouterr().err
