@@ -160,7 +160,7 @@ def run_train(args, cfg: dict, out: Path) -> int:
     from ..training import EarlyStopping, RestoreBestWeights
     from ..training.detection import DetectionTrainer
     from ._setup import build_model, model_options
-    from .train import RUN_FILES, interrupted_message, plural, resume_schedule
+    from .train import RUN_FILES, interrupted_message, plural, resume_schedule, validation_record
 
     manual_seed(int(cfg["seed"]))
     info = detection_info(cfg)
@@ -232,10 +232,7 @@ def run_train(args, cfg: dict, out: Path) -> int:
     extra.update({"class_names": list(info.classes), "parameters": int(n_params),
                   "wall_time_s_last_session": wall,
                   "data": dataset_settings(cfg, test_set),
-                  "validation": {"source": "training canvases" if val_set is not None else "none",
-                                 "fraction": val_split,
-                                 "images": len(val_set) if val_set is not None else 0,
-                                 "seed": int(cfg["seed"])}})
+                  "validation": validation_record(val_set, val_split, cfg, "training canvases")})
     if trainer.history and val_set is not None:
         best = max(trainer.history, key=lambda h: h["val_map"])
         extra["best_epoch"] = best["epoch"]  # by validation mAP, the criterion of --restore-best

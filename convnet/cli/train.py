@@ -311,10 +311,7 @@ def run(args) -> int:
              for k, v in test.items()}
     extra.update({"class_names": list(info.classes), "parameters": int(n_params),
                   "wall_time_s_last_session": wall,
-                  "validation": {"source": "training set" if val_set is not None else "none",
-                                 "fraction": val_split,
-                                 "images": len(val_set) if val_set is not None else 0,
-                                 "seed": int(cfg["seed"])}})
+                  "validation": validation_record(val_set, val_split, cfg, "training set")})
     if trainer.history and val_set is not None:
         best = min(trainer.history, key=lambda h: h["val_loss"])
         extra["best_epoch"] = best["epoch"]  # by validation loss, the criterion of --restore-best
@@ -360,6 +357,12 @@ _DETECT_ONLY = ("train_canvases", "test_canvases", "canvas_size", "warmup_steps"
 # Files a run writes into its --out folder (removed by --overwrite before a new run starts).
 RUN_FILES = ("config.json", "checkpoint.safetensors", "model.safetensors", "metrics.json",
              "curves.png", "best_model.safetensors")
+
+
+def validation_record(val_set, val_split: float, cfg: dict, source: str) -> dict:
+    """``metrics.json``'s ``validation`` entry: where the held-out images came from."""
+    return {"source": source if val_set is not None else "none", "fraction": val_split,
+            "images": len(val_set) if val_set is not None else 0, "seed": int(cfg["seed"])}
 
 
 def plural(n: int, word: str) -> str:
