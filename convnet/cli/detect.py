@@ -156,11 +156,10 @@ def run_train(args, cfg: dict, out: Path) -> int:
     from .. import manual_seed
     from ..data import DataLoader
     from ..data.dataset import Subset
-    from ..io.atomic import atomic_write_text
     from ..training import EarlyStopping, RestoreBestWeights
     from ..training.detection import DetectionTrainer
     from ._setup import build_model, model_options
-    from .train import RUN_FILES, interrupted_message, plural, resume_schedule, validation_record
+    from .train import interrupted_message, plural, prepare_run_folder, validation_record
 
     manual_seed(int(cfg["seed"]))
     info = detection_info(cfg)
@@ -202,16 +201,8 @@ def run_train(args, cfg: dict, out: Path) -> int:
                                out_dir=out, callbacks=callbacks, class_names=info.classes,
                                progress=progress, config=cfg,
                                clip_grad_norm=float(cfg["clip_grad"]) or None)
-    if not args.resume and getattr(args, "overwrite", False):
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    if args.resume:
-        trainer.resume(out / "checkpoint.safetensors")
-        print(f"resuming {out} after epoch {trainer.epoch}/{trainer.epochs}")
-        resume_schedule(trainer, args, cfg, opt, len(train_loader),
-                        lambda: make_scheduler(cfg, opt, len(train_loader)))
-    atomic_write_text(out / "config.json", json.dumps(cfg, indent=2) + "\n")
+    prepare_run_folder(trainer, args, cfg, opt, out,
+                       lambda: make_scheduler(cfg, opt, len(train_loader)), len(train_loader))
     held = (f"{len(val_set):,} validation ({val_split:.0%} of the training canvases)"
             if val_set is not None else "no validation (--val-split 0)")
     print(f"training {cfg['model']} ({n_params:,} parameters) on {cfg['dataset']} "

@@ -227,7 +227,6 @@ def run(args) -> int:
     from ..data import DataLoader
     from ..data.dataset import Subset
     from ..functional import cross_entropy
-    from ..io.atomic import atomic_write_text
     from ..training import EarlyStopping, RestoreBestWeights, Trainer
     from ._setup import (build_model, dataset_info, make_dataset, make_transform,
                          model_options, task_info)
@@ -281,16 +280,8 @@ def run(args) -> int:
                       scheduler_step=sched_step, epochs=int(cfg["epochs"]), out_dir=out,
                       callbacks=callbacks, num_classes=len(info.classes), class_names=info.classes,
                       progress=progress, config=cfg)
-    if not args.resume and getattr(args, "overwrite", False):
-        for name in RUN_FILES:  # a fresh run must not inherit the old one's results
-            (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    if args.resume:
-        trainer.resume(out / "checkpoint.safetensors")
-        print(f"resuming {out} after epoch {trainer.epoch}/{trainer.epochs}")
-        resume_schedule(trainer, args, cfg, opt, len(train_loader),
-                        lambda: make_scheduler(cfg, opt, len(train_loader)))
-    atomic_write_text(out / "config.json", json.dumps(cfg, indent=2) + "\n")
+    prepare_run_folder(trainer, args, cfg, opt, out,
+                       lambda: make_scheduler(cfg, opt, len(train_loader)), len(train_loader))
     n_epochs = int(cfg["epochs"])
     held = (f"{len(val_set):,} validation ({val_split:.0%} of the training set)"
             if val_set is not None else "no validation (--val-split 0)")
@@ -357,6 +348,23 @@ _DETECT_ONLY = ("train_canvases", "test_canvases", "canvas_size", "warmup_steps"
 # Files a run writes into its --out folder (removed by --overwrite before a new run starts).
 RUN_FILES = ("config.json", "checkpoint.safetensors", "model.safetensors", "metrics.json",
              "curves.png", "best_model.safetensors")
+
+
+def prepare_run_folder(trainer, args, cfg: dict, opt, out: Path, rebuild_schedule,
+                       steps_per_epoch: int) -> None:
+    """Clear an overwritten run's results, or resume the trainer from the folder's checkpoint
+    (rebuilding the schedule when --epochs changed); then write config.json."""
+    from ..io.atomic import atomic_write_text
+
+    if not args.resume and getattr(args, "overwrite", False):
+        for name in RUN_FILES:  # a fresh run must not inherit the old one's results
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.resume:
+        trainer.resume(out / "checkpoint.safetensors")
+        print(f"resuming {out} after epoch {trainer.epoch}/{trainer.epochs}")
+        resume_schedule(trainer, args, cfg, opt, steps_per_epoch, rebuild_schedule)
+    atomic_write_text(out / "config.json", json.dumps(cfg, indent=2) + "\n")
 
 
 def validation_record(val_set, val_split: float, cfg: dict, source: str) -> dict:
