@@ -19,7 +19,7 @@ from ..tensor import Tensor
 
 __all__ = [
     "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "kl_div",
+    "binary_cross_entropy_with_logits", "kl_div", "distillation_loss",
 ]
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -331,3 +331,115 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduct
     if reduction == "batchmean":
         return loss.sum() / (input.shape[0] if input.ndim else 1)
     return _reduce(loss, reduction)
+
+
+def _log_softmax_rows(z: np.ndarray) -> np.ndarray:
+    """Stable ``log softmax`` over axis 1: shift by the row maximum so ``exp`` never overflows."""
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+class _SoftTargetKL(Function):
+    """``T^2 * KL(p_t || p_s)`` per row, with ``p = softmax(logits / T)``; the teacher's
+    probabilities are constants. Reduced by 'none' (per row), 'sum', or 'mean' (sum / N,
+    torch's 'batchmean')."""
+
+    def forward(self, s, t, temperature, reduction):
+        T = s.dtype.type(temperature)
+        log_ps = _log_softmax_rows(s / T)
+        log_pt = _log_softmax_rows(t.astype(s.dtype, copy=False) / T)
+        pt = np.exp(log_pt)  # an underflow to 0 multiplies a finite log gap: no nan
+        self.ps, self.pt, self.T, self.reduction = np.exp(log_ps), pt, T, reduction
+        per = (T * T) * (pt * (log_pt - log_ps)).sum(axis=1)
+        if reduction == "none":
+            return per
+        return np.asarray(per.sum() / per.dtype.type(s.shape[0]) if reduction == "mean"
+                          else per.sum())
+
+    def backward(self, g):
+        # d/ds [T^2 sum_c pt_c (log pt_c - log ps_c)] = T^2 (ps - pt) / T = T (ps - pt)
+        ds = self.T * (self.ps - self.pt)
+        if self.reduction == "none":
+            return ds * np.expand_dims(g, 1), None, None, None
+        scale = g / g.dtype.type(ds.shape[0]) if self.reduction == "mean" else g
+        return ds * scale, None, None, None
+
+
+def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, target: Tensor,
+                      temperature: float = 4.0, alpha: float = 0.9, reduction: str = "mean",
+                      weight: Tensor | None = None, ignore_index: int = -100,
+                      label_smoothing: float = 0.0) -> Tensor:
+    """Knowledge-distillation loss of Hinton et al. (2015), "Distilling the Knowledge in a
+    Neural Network":
+
+    ``loss = alpha * T^2 * KL(softmax(t / T) || softmax(s / T)) + (1 - alpha) * CE(s, y)``
+
+    with student logits ``s``, teacher logits ``t``, temperature ``T`` and hard labels ``y``.
+    With 'mean' the KL term is summed over classes and averaged over the batch (torch's
+    ``kl_div(..., reduction='batchmean')``) and the cross-entropy is
+    :func:`cross_entropy`'s mean; 'sum' sums both over the batch; 'none' returns the
+    per-sample ``(N,)`` losses. As a torch user writes it::
+
+        a * T * T * F.kl_div(F.log_softmax(s / T, 1), F.log_softmax(t.detach() / T, 1),
+                             reduction="batchmean", log_target=True)
+        + (1 - a) * F.cross_entropy(s, y)
+
+    Why ``T^2``: without it, the soft term's gradient with respect to the student logits is
+    ``(softmax(s / T) - softmax(t / T)) / T``; for large ``T`` the softmax difference is
+    about ``(s - t) / (C T)`` (zero-mean logits), so the gradient shrinks as ``1 / T^2``.
+    Multiplying by ``T^2`` keeps the soft gradients' magnitude roughly independent of the
+    temperature, so ``alpha`` means the same split between the two terms whatever ``T``.
+
+    The teacher's logits are constants: no gradient flows to them (as if detached). They
+    are cast to the student's dtype. ``weight``, ``ignore_index`` and ``label_smoothing``
+    apply to the cross-entropy term only (the teacher has soft targets for every sample).
+
+    Args:
+        student_logits: ``(N, C)``.
+        teacher_logits: ``(N, C)``, same shape.
+        target: ``(N,)`` class indices, or ``(N, C)`` class probabilities (as
+            :func:`cross_entropy`).
+        temperature: ``T > 0`` (default 4); ``T = 1`` is the plain softmax.
+        alpha: weight of the soft term in ``[0, 1]`` (default 0.9); 0 is plain cross-entropy.
+        reduction: 'mean' (default), 'sum' or 'none'.
+
+    Shape:
+        output: scalar, or ``(N,)`` with ``reduction='none'``.
+    """
+    op = "distillation_loss"
+    _check_reduction(reduction, op)
+    if not isinstance(student_logits, Tensor) or not isinstance(teacher_logits, Tensor):
+        raise TypeError(f"{op}: student_logits and teacher_logits must be Tensors, got "
+                        f"{type(student_logits).__name__} and {type(teacher_logits).__name__}")
+    try:
+        T, a = float(temperature), float(alpha)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: temperature and alpha must be numbers, got {temperature!r} "
+                        f"and {alpha!r}") from None
+    if not (T > 0 and np.isfinite(T)):
+        raise ValueError(f"{op}: temperature must be a positive finite number, got {temperature}")
+    if not 0.0 <= a <= 1.0:
+        raise ValueError(f"{op}: alpha must be in [0, 1], got {alpha}")
+    s_shape = student_logits.shape
+    if student_logits.ndim != 2:
+        raise ValueError(f"{op}: student_logits must be (N, C), got shape {s_shape}")
+    if teacher_logits.shape != s_shape:
+        raise ValueError(f"{op}: teacher_logits shape {teacher_logits.shape} != student_logits "
+                         f"shape {s_shape} (teacher and student must predict the same classes)")
+    if student_logits.dtype.kind != "f":
+        raise TypeError(f"{op}: student_logits must be floating point, got {student_logits.dtype}")
+    target = target if isinstance(target, Tensor) else Tensor(np.asarray(target))
+    probs = target.dtype.kind == "f"
+    if target.shape != (s_shape if probs else s_shape[:1]):
+        raise ValueError(f"{op}: target shape {target.shape} does not fit student_logits "
+                         f"{s_shape} (expected {s_shape[:1]} class indices or {s_shape} "
+                         "probabilities)")
+    soft = hard = None
+    if a > 0:
+        soft = _SoftTargetKL.apply(student_logits, teacher_logits._data, T, reduction)
+    if a < 1:
+        hard = cross_entropy(student_logits, target, weight, ignore_index=ignore_index,
+                             reduction=reduction, label_smoothing=label_smoothing)
+    if hard is None:
+        return soft
+    return hard if soft is None else soft * a + hard * (1.0 - a)

@@ -1,13 +1,15 @@
 """Loss layers wrapping ``convnet.functional`` losses."""
 from __future__ import annotations
 
+import numbers
+
 from ... import functional as F
 from ...functional.loss import _legacy_reduction
 from .module import Module
 
 __all__ = [
     "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "BCELoss",
-    "BCEWithLogitsLoss", "KLDivLoss",
+    "BCEWithLogitsLoss", "KLDivLoss", "DistillationLoss",
 ]
 
 
@@ -96,3 +98,49 @@ class KLDivLoss(_Loss):
 
     def forward(self, input, target):
         return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+
+class DistillationLoss(_Loss):
+    """Knowledge distillation (Hinton et al. 2015): ``alpha * T^2 * KL(softmax(t / T) ||
+    softmax(s / T))`` (batch mean) ``+ (1 - alpha) * cross_entropy(s, y)``; see
+    ``F.distillation_loss`` (and there, why ``T^2``).
+
+    Args:
+        temperature: softens both distributions (default 4; must be > 0).
+        alpha: weight of the teacher's soft targets, in ``[0, 1]`` (default 0.9).
+        reduction: 'mean' (default), 'sum' or 'none'.
+        weight, ignore_index, label_smoothing: passed to the cross-entropy term.
+
+    Shape:
+        forward(student_logits ``(N, C)``, teacher_logits ``(N, C)`` (constants: no
+        gradient), target ``(N,)``) -> scalar (``(N,)`` with 'none').
+
+    Examples:
+        >>> loss = nn.DistillationLoss(temperature=4.0, alpha=0.9)
+        >>> out = loss(student(x), teacher(x).detach(), y)
+    """
+
+    def __init__(self, temperature: float = 4.0, alpha: float = 0.9, reduction: str = "mean",
+                 *, weight=None, ignore_index: int = -100, label_smoothing: float = 0.0):
+        super().__init__(None, None, reduction)
+        if reduction not in ("none", "mean", "sum"):
+            raise ValueError(f"DistillationLoss: reduction must be 'none', 'mean' or 'sum', "
+                             f"got {reduction!r}")
+        if not (isinstance(temperature, numbers.Real) and 0 < temperature < float("inf")):
+            raise ValueError(f"DistillationLoss: temperature must be a positive number, "
+                             f"got {temperature!r}")
+        if not (isinstance(alpha, numbers.Real) and 0 <= alpha <= 1):
+            raise ValueError(f"DistillationLoss: alpha must be in [0, 1], got {alpha!r}")
+        self.temperature, self.alpha = float(temperature), float(alpha)
+        self.register_buffer("weight", weight)
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+
+    def forward(self, student_logits, teacher_logits, target):
+        return F.distillation_loss(student_logits, teacher_logits, target, self.temperature,
+                                   self.alpha, reduction=self.reduction, weight=self.weight,
+                                   ignore_index=self.ignore_index,
+                                   label_smoothing=self.label_smoothing)
+
+    def extra_repr(self) -> str:
+        extra = f"temperature={self.temperature}, alpha={self.alpha}"
+        return extra + (f", reduction={self.reduction!r}" if self.reduction != "mean" else "")
