@@ -221,6 +221,23 @@ def make_scheduler(cfg: dict, opt, steps_per_epoch: int):
 
 
 def run(args) -> int:
+    cfg, out = resolve_config(args)
+    if cfg["task"] == "detect":
+        from .detect import run_train
+
+        return run_train(args, cfg, out)
+    return run_classifier(args, cfg, out)
+
+
+def run_classifier(args, cfg: dict, out: Path, *, split_seed: int | None = None,
+                   make_trainer=None, report=None, command: str = "train") -> int:
+    """Train the classifier (or segmenter) of ``cfg`` into ``out``, then test it once.
+
+    ``convnet distill`` reuses it with: ``split_seed`` (seeds the validation split instead
+    of ``cfg['seed']``), ``make_trainer`` (called with the :class:`Trainer` arguments;
+    default ``Trainer``), ``report(test_loader) -> dict`` (entries added to metrics.json
+    after the test) and ``command`` (named in the resume hint after Ctrl-C).
+    """
     import numpy as np
 
     from .. import manual_seed
@@ -231,11 +248,7 @@ def run(args) -> int:
     from ._setup import (build_model, dataset_info, make_dataset, make_transform,
                          model_options, task_info)
 
-    cfg, out = resolve_config(args)
-    if cfg["task"] == "detect":
-        from .detect import run_train
-
-        return run_train(args, cfg, out)
+    split_seed = int(cfg["seed"]) if split_seed is None else int(split_seed)
     manual_seed(int(cfg["seed"]))
     info = task_info(cfg, dataset_info(cfg))
     model_options(cfg, info)  # size and option errors before any data is read
@@ -246,7 +259,7 @@ def run(args) -> int:
         if len(train_set) < 2:
             raise ValueError(f"--val-split {val_split}: the training set has {len(train_set)} "
                              "image(s), too few to hold any out; use --val-split 0")
-        perm = np.random.default_rng([int(cfg["seed"]), 7]).permutation(len(train_set))
+        perm = np.random.default_rng([split_seed, 7]).permutation(len(train_set))
         n_val = max(1, int(len(train_set) * val_split))
         val_base = make_dataset(cfg, info, True, make_transform(cfg, info, False))
         val_set, train_set = Subset(val_base, perm[:n_val]), Subset(train_set, perm[n_val:])
@@ -276,10 +289,10 @@ def run(args) -> int:
     cfg["title"] = f"{cfg['model']} on {cfg['dataset']}" + (
         f" (validation: {val_split:.0%} of the training set)" if val_set is not None else "")
     progress = "auto" if args.progress is None else bool(args.progress)
-    trainer = Trainer(model, opt, train_loader, val_loader, loss_fn=loss_fn, scheduler=sched,
-                      scheduler_step=sched_step, epochs=int(cfg["epochs"]), out_dir=out,
-                      callbacks=callbacks, num_classes=len(info.classes), class_names=info.classes,
-                      progress=progress, config=cfg)
+    trainer = (make_trainer or Trainer)(
+        model, opt, train_loader, val_loader, loss_fn=loss_fn, scheduler=sched,
+        scheduler_step=sched_step, epochs=int(cfg["epochs"]), out_dir=out, callbacks=callbacks,
+        num_classes=len(info.classes), class_names=info.classes, progress=progress, config=cfg)
     prepare_run_folder(trainer, args, cfg, opt, out,
                        lambda: make_scheduler(cfg, opt, len(train_loader)), len(train_loader))
     n_epochs = int(cfg["epochs"])
@@ -295,14 +308,17 @@ def run(args) -> int:
         wall = time.perf_counter() - start
         test = trainer.evaluate(test_loader, confusion=True)
     except KeyboardInterrupt:
-        print(interrupted_message(trainer, out), file=sys.stderr)
+        print(interrupted_message(trainer, out, command), file=sys.stderr)
         return 130
     test.pop("_confusion")
     extra = {k if k.startswith(("confusion", "per_class")) else "test_" + k: v
              for k, v in test.items()}
     extra.update({"class_names": list(info.classes), "parameters": int(n_params),
                   "wall_time_s_last_session": wall,
-                  "validation": validation_record(val_set, val_split, cfg, "training set")})
+                  "validation": {**validation_record(val_set, val_split, cfg, "training set"),
+                                 "seed": split_seed}})
+    if report is not None:
+        extra.update(report(test_loader))
     if trainer.history and val_set is not None:
         best = min(trainer.history, key=lambda h: h["val_loss"])
         extra["best_epoch"] = best["epoch"]  # by validation loss, the criterion of --restore-best
@@ -378,16 +394,16 @@ def plural(n: int, word: str) -> str:
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
-def interrupted_message(trainer, out: Path) -> str:
+def interrupted_message(trainer, out: Path, command: str = "train") -> str:
     """What Ctrl-C leaves behind: no checkpoint yet, or which epoch is saved and how to go on."""
     if trainer.saved_epoch == 0:
-        return (f"\nconvnet train: interrupted during epoch {trainer.epoch + 1}, before the first "
+        return (f"\nconvnet {command}: interrupted during epoch {trainer.epoch + 1}, before the first "
                 f"checkpoint (one is written when each epoch ends): nothing was saved in {out}; "
                 "run the same command again to start over")
     if trainer.epoch >= trainer.epochs or trainer.stop_training:
-        return (f"\nconvnet train: interrupted while evaluating on the test set; all "
+        return (f"\nconvnet {command}: interrupted while evaluating on the test set; all "
                 f"{plural(trainer.saved_epoch, 'epoch')} are saved in {out}. See the test "
                 f"results with:\n  convnet evaluate {out}")
-    return (f"\nconvnet train: interrupted during epoch {trainer.epoch + 1}/{trainer.epochs}; "
+    return (f"\nconvnet {command}: interrupted during epoch {trainer.epoch + 1}/{trainer.epochs}; "
             f"the checkpoint of epoch {trainer.saved_epoch} is saved in {out}. Resume with:\n"
-            f"  convnet train --out {out} --resume")
+            f"  convnet {command} --out {out} --resume")

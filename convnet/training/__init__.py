@@ -5,3 +5,4 @@ from .checkpoint import (  # noqa: F401
 )
 from .metrics import ConfusionMatrix, MetricAccumulator, topk_correct  # noqa: F401
 from .trainer import Trainer, evaluate  # noqa: F401
+from .distill import DistillationTrainer  # noqa: F401

@@ -165,16 +165,17 @@ class Trainer:
     # ------------------------------------------------------------------ epochs
     def train_epoch(self) -> dict:
         """One pass over ``train_loader``; returns ``train_loss``, ``train_accuracy``, ... ."""
-        model, opt, loss_fn = self.model, self.optimizer, self.loss_fn
+        model, opt, compute_loss = self.model, self.optimizer, self.compute_loss
         model.train()
         acc = MetricAccumulator(None, (1,))
         n_total = len(self.train_loader.dataset) if hasattr(self.train_loader, "dataset") else 0
         bar = self._bar(n_total, f"epoch {self.epoch + 1}/{self.epochs}")
         start = time.perf_counter()
         for i, (x, y) in enumerate(self.train_loader):
-            logits = model(self._cast(x))
+            inputs = self._cast(x)
+            logits = model(inputs)
             labels = y if isinstance(y, Tensor) else Tensor._make(np.asarray(y))
-            loss = loss_fn(logits, labels)
+            loss = compute_loss(logits, labels, inputs)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -196,6 +197,12 @@ class Trainer:
         out["train_time_s"] = elapsed
         out["images_per_s"] = acc.images / elapsed if elapsed > 0 else float("nan")
         return out
+
+    def compute_loss(self, logits: Tensor, labels: Tensor, inputs: Tensor) -> Tensor:
+        """The training loss of one batch: ``loss_fn(logits, labels)``. A subclass whose loss
+        needs the batch's inputs overrides it (``DistillationTrainer`` runs its teacher on
+        them); evaluation always uses ``loss_fn``."""
+        return self.loss_fn(logits, labels)
 
     def evaluate(self, loader, confusion: bool = False) -> dict:
         """Loss, top-1/top-k accuracy (and with ``confusion``, the confusion matrix and
