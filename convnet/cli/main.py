@@ -17,6 +17,7 @@ __all__ = ["SUBCOMMANDS", "CLIError", "build_parser", "main", "add_threads_optio
 # Modules providing add_parser(subparsers); order is the order in `convnet --help`.
 SUBCOMMANDS = [
     "convnet.cli.train",
+    "convnet.cli.distill",
     "convnet.cli.evaluate",
     "convnet.cli.predict",
     "convnet.cli.models",
@@ -34,6 +35,8 @@ EXAMPLES = {
               "convnet train --epochs 3 --out runs/digits",
               "convnet train --out runs/digits --resume --epochs 5   # train it further",
               "convnet train --model-option pooling=max --epochs 2 --out runs/maxpool"],
+    "distill": ["convnet distill --teacher runs/digits --model lenet5 --model-option pooling=max "
+                "--epochs 2 --out runs/student"],
     "evaluate": ["convnet evaluate runs/digits", "convnet evaluate runs/digits --json"],
     "predict": ["convnet predict runs/digits digit.png", "convnet predict runs/digits . --json"],
     "models": ["convnet models"],
