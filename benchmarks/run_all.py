@@ -34,6 +34,7 @@ BENCHMARKS = {
     "backend_winograd": "Winograd F(2x2,3x3) forward study: stages, im2col path, torch",
     "backend_global_optim": "global avg pooling kernels, SGD/Adam steps: numba, NumPy, torch",
     "detection_train": "detectors: a 200-step training probe, images/s and COCO mAP",
+    "distill_fashion": "distillation: LeNet-5 from a teacher vs hard labels, 3 seeds, Fashion-MNIST",
 }
 
 
