@@ -3,8 +3,8 @@ soft targets and the labels (knowledge distillation, Hinton et al. 2015).
 
 The student learns from ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) *
 cross-entropy`` on the teacher run's dataset, with its transforms and its validation split
-(the student never trains on images held out from the teacher). The teacher runs in eval
-mode on the student's augmented batches. The output folder is a normal training run
+(the same held-out images, unseen by both, unless --limit-train changes the training set).
+The teacher runs in eval mode on the student's augmented batches. The output folder is a normal training run
 (`convnet evaluate`, `predict`, `summary` work on it, `--resume` continues it exactly);
 metrics.json adds the teacher's test accuracy on the same test images.
 """
