@@ -308,6 +308,40 @@ def test_conv_accumulator_matches_integer_definition(rng):
     np.testing.assert_array_equal(acc, ref)
 
 
+def test_fast_paths_equal_the_reference_accumulators():
+    """quantized_conv2d/linear use float32 GEMMs when exact; the integers must be those of the
+    reference int32 accumulators. Large weights and a tiny input scale push the bound over
+    2**24 so that the reference path runs too."""
+    rng = np.random.default_rng(14)
+    paths = set()
+    for trial in range(40):
+        c = _random_conv(rng, "fbgemm")
+        big = trial % 4 == 0
+        if big:
+            c.update(cin=256, g=1, cout=3, k=(3, 3), shape=(1, 256, 5, 5))
+        xq = rng.integers(0, 256, c["shape"]).astype(np.uint8)
+        wq = rng.integers(-128 if big else -20, 128 if big else 21,
+                          (c["cout"], c["cin"] // c["g"], *c["k"])).astype(np.int8)
+        ws = rng.uniform(0.001, 0.01, c["cout"])
+        bias = rng.normal(0, 1, c["cout"]).astype(np.float32)
+        args = (0.02, 7, wq, ws, np.zeros(c["cout"], np.int64), bias, 0.5, 100, 0, 255, np.uint8)
+        got = K.quantized_conv2d(xq, *args, c["s"], c["p"], c["d"], c["g"])
+        acc = K.conv2d_accumulate(xq, 7, wq, np.zeros(c["cout"]), c["s"], c["p"], c["d"], c["g"])
+        acc = acc + K.quantize_bias(bias, 0.02, ws).reshape(-1, 1, 1)
+        want = K.requantize(acc, K.output_multiplier(0.02, ws, 0.5), 100, 0, 255, np.uint8)
+        np.testing.assert_array_equal(got, want)
+        wc = wq.astype(np.int32)
+        paths.add(str(K.gemm_dtype(max(7, 248), wc)))
+    assert paths == {"float32", "float64"}
+    x = rng.integers(0, 256, (3, 2000)).astype(np.uint8)
+    w = rng.integers(-128, 128, (5, 2000)).astype(np.int8)
+    ws = np.full(5, 0.01)
+    got = K.quantized_linear(x, 0.02, 9, w, ws, np.zeros(5), None, 40.0, 3, 0, 255, np.uint8)
+    want = K.requantize(K.linear_accumulate(x, 9, w, np.zeros(5)),
+                        K.output_multiplier(0.02, ws, 40.0), 3, 0, 255, np.uint8, axis=1)
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("call,exc,match", [
     (lambda: Q.Conv2d(3, 4, 3)(convnet.zeros(1, 3, 5, 5)), TypeError, "quantized tensor"),
     (lambda: Q.Conv2d(3, 4, 3)(cq.quantize_per_tensor(np.zeros((1, 2, 5, 5), np.float32), 0.1,
