@@ -21,6 +21,10 @@ import numpy as np
 
 from .grad_mode import is_grad_enabled
 
+# Set by convnet.onnx while it traces one forward pass: ``hook(fn, args, kwargs, outputs)`` is
+# called after every Function runs. None otherwise, so the cost is one global lookup per op.
+_trace_hook = None
+
 
 class Function:
     # Not-differentiable outputs (e.g. argmax indices) are listed by index here.
@@ -76,6 +80,8 @@ class Function:
             fn._n_outputs = n_out
         outs = results if isinstance(out, tuple) else (results,)
         _link_versions(fn, args, outs, record)
+        if _trace_hook is not None:
+            _trace_hook(fn, args, kwargs, outs)
         return tuple(results) if isinstance(out, tuple) else results
 
 
