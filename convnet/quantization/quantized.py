@@ -474,25 +474,32 @@ class ReLU6(ReLU):
         return x._with(np.minimum(K.relu(x._int, x._zero_point), six))
 
 
+def _jsonable(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
 class MaxPool2d(_Stateless):
     """Max pooling on the integers (dequantization is increasing, so the largest integer is
-    the largest value); arguments as :class:`convnet.nn.MaxPool2d` without indices."""
+    the largest value); arguments as :class:`convnet.nn.MaxPool2d` without indices (kept as
+    given, so the module prints like the float one, as torch's does)."""
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
                  return_indices: bool = False, ceil_mode: bool = False):
         super().__init__()
         if return_indices:
             raise ValueError("MaxPool2d: return_indices is not supported on quantized tensors")
-        self.kernel_size = pair(kernel_size, "kernel_size", "MaxPool2d")
-        self.stride = pair(stride if stride is not None else kernel_size, "stride", "MaxPool2d")
-        self.padding = pair(padding, "padding", "MaxPool2d")
-        self.dilation = pair(dilation, "dilation", "MaxPool2d")
-        self.ceil_mode = ceil_mode
+        for name, v in (("kernel_size", kernel_size), ("stride", stride), ("padding", padding),
+                        ("dilation", dilation)):
+            if v is not None:
+                pair(v, name, "MaxPool2d")  # validate now, not at the first forward
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
 
     def forward(self, x: QTensor) -> QTensor:
         x = _qtensor_input(self, x, 4)
-        return x._with(K.max_pool2d(x._int, self.kernel_size, self.stride, self.padding,
-                                    self.dilation, self.ceil_mode))
+        return x._with(K.max_pool2d(x._int, pair(self.kernel_size), pair(self.stride),
+                                    pair(self.padding), pair(self.dilation), self.ceil_mode))
 
     @classmethod
     def from_float(cls, mod: Module, use_precomputed_fake_quant: bool = False) -> "MaxPool2d":
@@ -502,9 +509,8 @@ class MaxPool2d(_Stateless):
                    ceil_mode=mod.ceil_mode)
 
     def _spec(self) -> dict:
-        return {"kernel_size": list(self.kernel_size), "stride": list(self.stride),
-                "padding": list(self.padding), "dilation": list(self.dilation),
-                "ceil_mode": self.ceil_mode}
+        return {k: _jsonable(getattr(self, k)) for k in ("kernel_size", "stride", "padding",
+                                                          "dilation", "ceil_mode")}
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
@@ -518,17 +524,20 @@ class AvgPool2d(_Stateless):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                  count_include_pad: bool = True, divisor_override: int | None = None):
         super().__init__()
-        self.kernel_size = pair(kernel_size, "kernel_size", "AvgPool2d")
-        self.stride = pair(stride if stride is not None else kernel_size, "stride", "AvgPool2d")
-        self.padding = pair(padding, "padding", "AvgPool2d")
-        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
-        self.divisor_override = divisor_override
+        for name, v in (("kernel_size", kernel_size), ("stride", stride), ("padding", padding)):
+            if v is not None:
+                pair(v, name, "AvgPool2d")
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding, self.ceil_mode = padding, ceil_mode
+        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
     def forward(self, x: QTensor) -> QTensor:
         x = _qtensor_input(self, x, 4)
         return x._with(K.avg_pool2d(x._int, x._zero_point, x.dtype.qmin, x.dtype.qmax,
-                                    self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                                    self.count_include_pad, self.divisor_override))
+                                    pair(self.kernel_size), pair(self.stride),
+                                    pair(self.padding), self.ceil_mode, self.count_include_pad,
+                                    self.divisor_override))
 
     @classmethod
     def from_float(cls, mod: Module, use_precomputed_fake_quant: bool = False) -> "AvgPool2d":
@@ -536,10 +545,9 @@ class AvgPool2d(_Stateless):
                    mod.count_include_pad, getattr(mod, "divisor_override", None))
 
     def _spec(self) -> dict:
-        return {"kernel_size": list(self.kernel_size), "stride": list(self.stride),
-                "padding": list(self.padding), "ceil_mode": self.ceil_mode,
-                "count_include_pad": self.count_include_pad,
-                "divisor_override": self.divisor_override}
+        return {k: _jsonable(getattr(self, k)) for k in (
+            "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+            "divisor_override")}
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -566,8 +574,7 @@ class AdaptiveAvgPool2d(_Stateless):
         return cls(mod.output_size)
 
     def _spec(self) -> dict:
-        size = self.output_size
-        return {"output_size": size if isinstance(size, int) else list(size)}
+        return {"output_size": _jsonable(self.output_size)}
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
