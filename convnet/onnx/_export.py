@@ -11,7 +11,7 @@ from onnx import helper
 from ..tensor import Tensor
 from . import symbolic
 from ._graph import Graph, onnx_dtype
-from ._trace import ExportError, trace
+from ._trace import ExportError, is_qtensor, trace
 
 MIN_OPSET = 13
 
@@ -21,7 +21,7 @@ def _flatten_outputs(out, prefix="output"):
     items = []
 
     def walk(o, name):
-        if isinstance(o, Tensor):
+        if isinstance(o, Tensor) or is_qtensor(o):
             items.append((name, o))
         elif isinstance(o, (tuple, list)):
             for i, v in enumerate(o):
@@ -113,15 +113,15 @@ def build(model, args, input_names=None, output_names=None, opset_version: int =
                          f"first (batch) dim, got shapes {[tuple(t.shape) for t in tensors]}; "
                          "pass dynamic_batch=False")
 
+    symbolic.load_extensions()
     training = {m: m.training for m in model.modules()}
     model.eval()
+    lookups = (symbolic.function_symbolic, symbolic.module_lookup, symbolic.method_lookup)
     try:
-        t1 = trace(model, tensors, extra, kwargs, symbolic.function_symbolic,
-                   symbolic.module_lookup)
+        t1 = trace(model, tensors, extra, kwargs, *lookups)
         t2 = None
         if dynamic:
-            t2 = trace(model, [_alt_input(t) for t in tensors], extra, kwargs,
-                       symbolic.function_symbolic, symbolic.module_lookup)
+            t2 = trace(model, [_alt_input(t) for t in tensors], extra, kwargs, *lookups)
     finally:
         for m, flag in training.items():
             m.training = flag
@@ -162,7 +162,8 @@ def build(model, args, input_names=None, output_names=None, opset_version: int =
     for j, ((_, t), name) in enumerate(zip(outs1, output_names)):
         if outs2 is not None and not t1.is_live(t):
             t_alt = outs2[j][1]
-            if t_alt.shape != t.shape or not np.array_equal(t_alt._data, t._data, equal_nan=True):
+            if t_alt.shape != t.shape or not np.array_equal(_values(t_alt), _values(t),
+                                                            equal_nan=True):
                 raise ExportError(
                     f"convnet.onnx.export: output {name!r} changes with the input but is not "
                     "computed by traced ops (a value taken out of the graph, e.g. argmax/argmin, "
@@ -178,7 +179,8 @@ def build(model, args, input_names=None, output_names=None, opset_version: int =
         dims = [a if a == b else batch_names.get(name, "batch") for a, b in zip(s1, s2)]
         if name not in batch_names and any(isinstance(d, str) for d in dims):
             dims = list(s1)  # the user asked for a static output
-        outputs.append(helper.make_tensor_value_info(name, onnx_dtype(t.dtype), dims))
+        dtype = np.float32 if is_qtensor(t) else t.dtype  # a QTensor leaves dequantized
+        outputs.append(helper.make_tensor_value_info(name, onnx_dtype(dtype), dims))
     for n in g.nodes:
         for i, v in enumerate(n.input):
             if v in rename:
@@ -202,6 +204,10 @@ def build(model, args, input_names=None, output_names=None, opset_version: int =
     return proto
 
 
+def _values(t) -> np.ndarray:
+    return t.dequantize()._data if is_qtensor(t) else t._data
+
+
 def _check_same_graph(t1, t2, outs1, outs2) -> None:
     if len(t1.ops) != len(t2.ops) or len(outs1) != len(outs2) or any(
             a.cls is not b.cls or a.path != b.path for a, b in zip(t1.ops, t2.ops)):
@@ -213,7 +219,8 @@ def _check_same_graph(t1, t2, outs1, outs2) -> None:
 
 def _emit(g: Graph, op, alt) -> None:
     g.op, g.alt = op, alt
-    if g.fold and not op.live and _same_shapes(op, alt):
+    if g.fold and not op.live and _same_shapes(op, alt) and \
+            all(isinstance(t, Tensor) for t in op.outputs):
         for j, t in enumerate(op.outputs):
             if isinstance(t, Tensor):
                 data = g.t1.snapshots[id(t)]

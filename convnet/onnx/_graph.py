@@ -7,7 +7,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..tensor import Tensor
-from ._trace import ExportError, Op, Trace, no_mapping
+from ._trace import ExportError, Op, Trace, is_qtensor, no_mapping
 
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
@@ -122,9 +122,10 @@ class Graph:
             if alt is not None and self.t2 is not None:
                 self._same_constant(t, np.asarray(alt))
             return self.array(t)
-        if not isinstance(t, Tensor):
+        quantized = is_qtensor(t)
+        if not isinstance(t, Tensor) and not quantized:
             raise ExportError(f"convnet.onnx.export: expected a tensor, got {type(t).__name__}")
-        loc = self.t1.find(t)
+        loc = self.op.locs.get(id(t)) if self.op is not None else self.t1.find(t)
         if loc is not None:
             name = self.names.get(loc)
             if name is None:
@@ -132,6 +133,10 @@ class Graph:
                     f"convnet.onnx.export: {self.where()} reads output {loc[1]} of op "
                     f"#{loc[0]} ({self.t1.ops[loc[0]].name}), which has no ONNX counterpart")
             return name
+        if quantized:
+            raise ExportError(
+                f"convnet.onnx.export: {self.where()} reads a quantized tensor that no traced "
+                "module produced (computed by a module or function without an ONNX mapping)")
         if id(t) in self.const_names:
             return self.const_names[id(t)]
         pname = self.param_names.get(id(t))

@@ -28,11 +28,12 @@ class ExportError(RuntimeError):
 _SIGNATURES: dict = {}
 
 
-def bind(cls, args, kwargs) -> dict:
-    """``forward``'s arguments of a Function (or module) call by parameter name."""
-    sig = _SIGNATURES.get(cls)
+def bind(cls, args, kwargs, method: str = "forward") -> dict:
+    """The arguments of a call of ``cls.<method>`` (a Function's or a module's ``forward``)
+    by parameter name."""
+    sig = _SIGNATURES.get((cls, method))
     if sig is None:
-        sig = _SIGNATURES[cls] = inspect.signature(cls.forward)
+        sig = _SIGNATURES[(cls, method)] = inspect.signature(getattr(cls, method))
     bound = sig.bind(None, *args, **kwargs)
     bound.apply_defaults()
     out = dict(bound.arguments)
@@ -57,6 +58,8 @@ class Op:
     module_type: str
     live: bool = False          # depends on a graph input
     index: int = 0
+    method: str | None = None   # a module method called directly (QFunctional.add, ...)
+    locs: dict = field(default_factory=dict, repr=False)  # id(input) -> value, when called
     _bound: dict | None = field(default=None, repr=False)
 
     @property
@@ -65,13 +68,14 @@ class Op:
 
     @property
     def name(self) -> str:
-        return self.cls.__name__.lstrip("_")
+        name = self.cls.__name__.lstrip("_")
+        return f"{name}.{self.method}" if self.method else name
 
     @property
     def a(self) -> dict:
-        """The call's arguments by ``forward``'s parameter names."""
+        """The call's arguments by ``forward``'s (or the method's) parameter names."""
         if self._bound is None:
-            self._bound = bind(self.cls, self.args, self.kwargs)
+            self._bound = bind(self.cls, self.args, self.kwargs, self.method or "forward")
         return self._bound
 
 
@@ -104,8 +108,8 @@ class Trace:
         self.outputs = None
 
     @staticmethod
-    def _keys(t: Tensor):
-        if t._ctx is not None:
+    def _keys(t):
+        if getattr(t, "_ctx", None) is not None:
             yield ("ctx", id(t._ctx), t._out_index)
         yield ("id", id(t))
 
@@ -126,14 +130,16 @@ class Trace:
         if isinstance(t, np.ndarray):
             hit = self.by_array.get(id(t))
             return hit is not None and hit[0] is t and hit[2]
-        return isinstance(t, Tensor) and any(k in self.live for k in self._keys(t))
+        return (isinstance(t, Tensor) or is_qtensor(t)) and any(k in self.live
+                                                                for k in self._keys(t))
 
-    def _define(self, t: Tensor, where_, live: bool) -> None:
+    def _define(self, t, where_, live: bool) -> None:
         self.keep.append(t)
-        if t._ctx is not None:
+        if getattr(t, "_ctx", None) is not None:
             self.keep.append(t._ctx)
-        # an op given ``t._data`` itself (e.g. max_unpool's indices) reads this value
-        self.by_array[id(t._data)] = (t._data, where_, live)
+        if isinstance(t, Tensor):
+            # an op given ``t._data`` itself (e.g. max_unpool's indices) reads this value
+            self.by_array[id(t._data)] = (t._data, where_, live)
         for k in self._keys(t):
             self.values[k] = where_
             if live:
@@ -149,9 +155,15 @@ class Trace:
                 self.snapshots[id(t)] = np.array(t._data, copy=True)
 
 
+def is_qtensor(obj) -> bool:
+    """A :class:`convnet.quantization.QTensor` (checked without importing quantization)."""
+    return getattr(obj, "is_quantized", False) is True and hasattr(obj, "_int")
+
+
 def _tensors(obj):
-    """The tensors in an argument or output structure, in order (tuples, lists, dicts)."""
-    if isinstance(obj, Tensor):
+    """The tensors (and QTensors) in an argument or output structure, in order (tuples,
+    lists, dicts)."""
+    if isinstance(obj, Tensor) or is_qtensor(obj):
         yield obj
     elif isinstance(obj, (tuple, list)):
         for o in obj:
@@ -164,9 +176,11 @@ def _tensors(obj):
 class _Recorder:
     """Installs the Function hook and module hooks for one forward pass."""
 
-    def __init__(self, model, trace: Trace, fn_lookup, module_lookup, params: set):
+    def __init__(self, model, trace: Trace, fn_lookup, module_lookup, params: set,
+                 method_lookup=lambda m: ()):
         self.model, self.trace = model, trace
         self.fn_lookup, self.module_lookup, self.params = fn_lookup, module_lookup, params
+        self.method_lookup = method_lookup
         self.names = {id(m): n for n, m in model.named_modules()}
         self.stack: list = []   # (path, module, has_symbolic)
         self.suppress = 0
@@ -182,9 +196,18 @@ class _Recorder:
     def __enter__(self):
         if _function._trace_hook is not None:
             raise ExportError("convnet.onnx.export: another export is tracing in this process")
-        for _, m in self.model.named_modules():
-            self.handles.append(m.register_forward_pre_hook(self._pre))
-            self.handles.append(m.register_forward_hook(self._post))
+        self.wrapped = []     # (module, method name): instance attributes to delete
+        self.patched = []     # (class, name, original)
+        try:
+            for path, m in self.model.named_modules():
+                self.handles.append(m.register_forward_pre_hook(self._pre))
+                self.handles.append(m.register_forward_hook(self._post))
+                for method in self.method_lookup(m):
+                    self._wrap_method(path, m, method)
+            self._patch_qtensor()
+        except BaseException:
+            self.__exit__()
+            raise
         _function._trace_hook = self._on_function
         return self
 
@@ -192,10 +215,57 @@ class _Recorder:
         _function._trace_hook = None
         for h in self.handles:
             h.remove()
+        for m, method in self.wrapped:
+            m.__dict__.pop(method, None)
+        for cls, name, original in self.patched:
+            setattr(cls, name, original)
         return False
 
+    def _wrap_method(self, path, module, method):
+        """Record direct calls of ``module.<method>`` (QFunctional.add, ...) as ops."""
+        bound = getattr(module, method)
+
+        def call(*args, **kwargs):
+            out = bound(*args, **kwargs)
+            if not self.suppress:
+                self.stack.append((path, module, False))
+                try:
+                    self._record("module", module, args, kwargs, tuple(_tensors(out)), method)
+                finally:
+                    self.stack.pop()
+            return out
+
+        module.__dict__[method] = call
+        self.wrapped.append((module, method))
+
+    def _patch_qtensor(self):
+        """QTensor's reshape/view/flatten are plain methods (no Function): record them."""
+        import sys
+
+        qmod = sys.modules.get("convnet.quantization.qtensor")
+        if qmod is None:
+            return
+        cls = qmod.QTensor
+        for name in ("reshape", "view", "flatten"):
+            original = cls.__dict__.get(name)
+            if original is None:
+                continue
+            self.patched.append((cls, name, original))
+            setattr(cls, name, self._qtensor_method(original))
+
+    def _qtensor_method(self, original):
+        recorder = self
+
+        def method(q, *args, **kwargs):
+            out = original(q, *args, **kwargs)
+            if not recorder.suppress:
+                recorder._record("fn", QTensorReshape(), (q,), {}, (out,))
+            return out
+
+        return method
+
     # -------------------------------------------------------------------------- records
-    def _record(self, kind, obj, args, kwargs, outputs):
+    def _record(self, kind, obj, args, kwargs, outputs, method=None):
         trace = self.trace
         inputs = list(_tensors(args)) + list(_tensors(kwargs))
         live = any(trace.is_live(t) for t in inputs) or any(
@@ -204,14 +274,18 @@ class _Recorder:
         trace._snapshot_constants(inputs, self.params)
         path, mtype = self._where()
         op = Op(kind, obj, tuple(args), dict(kwargs), tuple(outputs), path, mtype, live,
-                len(trace.ops))
+                len(trace.ops), method)
+        # the values the inputs hold now (an output may be the input object itself)
+        for t in inputs:
+            loc = trace.find(t)
+            if loc is not None:
+                op.locs[id(t)] = loc
         trace.ops.append(op)
         trace.keep.append(op)
         for j, t in enumerate(op.outputs):
-            if isinstance(t, Tensor):
-                trace._define(t, (op.index, j), live)
-                if not live:
-                    trace.snapshots[id(t)] = np.array(t._data, copy=True)
+            trace._define(t, (op.index, j), live)
+            if not live and isinstance(t, Tensor):
+                trace.snapshots[id(t)] = np.array(t._data, copy=True)
         return op
 
     def _on_function(self, fn, args, kwargs, outs):
@@ -240,8 +314,16 @@ class _Recorder:
                 self.stack.pop()
 
 
+class QTensorReshape:
+    """Stands for a QTensor reshape/view/flatten in the trace (the output's shape says
+    which)."""
+
+    def forward(self, x):  # pragma: no cover - a signature for ``Op.a`` only
+        raise NotImplementedError
+
+
 def trace(model, inputs: list[Tensor], extra_args: tuple, kwargs: dict, fn_lookup,
-          module_lookup) -> Trace:
+          module_lookup, method_lookup=lambda m: ()) -> Trace:
     """Run ``model(*inputs, *extra_args, **kwargs)`` once, recording it (see module doc)."""
     from ..ops.elementwise import Clone
 
@@ -256,7 +338,7 @@ def trace(model, inputs: list[Tensor], extra_args: tuple, kwargs: dict, fn_looku
             xin = Clone.apply(leaf) if leaf.requires_grad else leaf
             t.inputs.append(xin)
             t._define(xin, (-1, j), True)
-        with _Recorder(model, t, fn_lookup, module_lookup, params):
+        with _Recorder(model, t, fn_lookup, module_lookup, params, method_lookup):
             out = model(*t.inputs, *extra_args, **kwargs)
     t.outputs = out
     t.keep.append(out)

@@ -917,6 +917,22 @@ def _softplus(g, op):
     return [g.node("Div", [g.node("Softplus", [bx]), g.scalar(m.beta, x.dtype)])]
 
 
+def load_extensions() -> None:
+    """Register the QDQ symbolics when convnet.quantization's modules are in use (so that a
+    float export never imports quantization)."""
+    import sys
+
+    if "convnet.quantization.quantized" in sys.modules:
+        from . import qdq  # noqa: F401 - registers on import
+
+
+def method_lookup(module):
+    import sys
+
+    qdq = sys.modules.get("convnet.onnx.qdq")
+    return qdq.method_lookup(module) if qdq is not None else ()
+
+
 def module_lookup(module):
     f = module_symbolic(module)
     if f is _upsample:
