@@ -32,6 +32,10 @@ def load_run(run_dir: Path):
     if not weights.is_file():
         raise FileNotFoundError(f"{run_dir}: no model.safetensors (was the run interrupted before "
                                 "its first epoch finished?)")
+    if cfg.get("quantization"):  # a `convnet quantize` folder: int8 layers in the float model
+        from ..quantization.serialize import load_quantized
+
+        return cfg, info, load_quantized(weights, lambda: build_model(cfg, info))
     model = build_model(cfg, info)
     load_weights(model, weights)
     model.eval()

@@ -122,6 +122,9 @@ def run(args) -> int:
     if not image.is_file():
         raise CLIError(f"no such image file: {image}")
     cfg, info, model = load_run(run_dir)
+    if cfg.get("quantization"):
+        raise ValueError(f"{run_dir} is an int8 run (`convnet quantize`): it has no gradients "
+                         f"to explain; explain its float run, {cfg['quantization']['source_run']}")
     target = resolve_target(args.target, info.classes)
     try:
         x = prepare(image, cfg, info.size, info.channels, args.invert)[None]

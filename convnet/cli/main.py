@@ -20,6 +20,7 @@ SUBCOMMANDS = [
     "convnet.cli.distill",
     "convnet.cli.evaluate",
     "convnet.cli.predict",
+    "convnet.cli.quantize_cmd",
     "convnet.cli.export_cmd",
     "convnet.cli.models",
     "convnet.cli.summary_cmd",
@@ -40,6 +41,9 @@ EXAMPLES = {
                 "--epochs 2 --out runs/student"],
     "evaluate": ["convnet evaluate runs/digits", "convnet evaluate runs/digits --json"],
     "predict": ["convnet predict runs/digits digit.png", "convnet predict runs/digits . --json"],
+    "quantize": ["convnet quantize runs/digits --out runs/digits-int8   # int8, calibrated on "
+                 "1000 images",
+                 "convnet evaluate runs/digits-int8"],
     "export": ["convnet export runs/digits --format onnx",
                "convnet export runs/digits --format safetensors --out digits.safetensors"],
     "models": ["convnet models"],

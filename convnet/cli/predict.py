@@ -162,7 +162,8 @@ def run(args) -> int:
             r["saved_input"] = str(out)
         results.append(r)
         inputs.append((r, x, prep, name))
-    dtype = next(iter(model.parameters()))._data.dtype
+    first = next(iter(model.parameters()), None)  # an int8 run has no parameters
+    dtype = first._data.dtype if first is not None else np.dtype(np.float32)
     for i in range(0, len(inputs), BATCH):
         chunk = inputs[i:i + BATCH]
         with no_grad():

@@ -95,9 +95,21 @@ def run(args) -> int:
     if options and Path(args.model).is_dir():
         raise ValueError("--model-option applies to zoo models; a run folder keeps its own")
     model, shape = load_model(args.model, shape, args.num_classes, options)
+    from ..quantization.report import bytes_table, is_quantized, print_quantized_summary
+
+    is_run = Path(args.model).is_dir()
+    if is_quantized(model):  # a `convnet quantize` folder: dtypes, bytes and qparams per layer
+        return print_quantized_summary(model, shape, args.model if is_run else None, args.json)
     s = summary(model, shape, batch_size=args.batch_size)
     if args.json:
-        print(json.dumps(s.to_dict(), indent=2, default=list))
+        d = s.to_dict()
+        if is_run:
+            from ..quantization.serialize import quantized_size_bytes
+
+            d["bytes_per_layer"] = quantized_size_bytes(model)
+        print(json.dumps(d, indent=2, default=list))
     else:
         print(s)
+        if is_run:  # what the weights file holds, to compare with a quantized run's
+            print(bytes_table(model, "Stored bytes per layer"))
     return 0

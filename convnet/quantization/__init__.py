@@ -61,3 +61,8 @@ def __getattr__(name: str):
         module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
         return getattr(module, name)
     raise AttributeError(f"module 'convnet.quantization' has no attribute {name!r}")
+
+
+# convert.py defines convert: once anything imports the submodule it would become the package
+# attribute and hide the function from __getattr__, so bind the function now.
+from .convert import convert  # noqa: E402,F401
