@@ -308,10 +308,11 @@ def test_conv_accumulator_matches_integer_definition(rng):
     np.testing.assert_array_equal(acc, ref)
 
 
-def test_fast_paths_equal_the_reference_accumulators():
+def test_fast_paths_equal_the_reference_accumulators(monkeypatch):
     """quantized_conv2d/linear use float32 GEMMs when exact; the integers must be those of the
     reference int32 accumulators. Large weights and a tiny input scale push the bound over
     2**24 so that the reference path runs too."""
+    monkeypatch.setattr(K, "FAST_MIN_COLUMNS", 0)  # every size takes the fast conv
     rng = np.random.default_rng(14)
     paths = set()
     for trial in range(40):
