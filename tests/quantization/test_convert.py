@@ -335,3 +335,27 @@ def test_quantize_one_call_and_calibration_data_counts():
     assert isinstance(fused.module[0], type(c[0])) or not isinstance(fused.module[0], Q.Conv2d)
     x = convnet.tensor(batches[0])
     assert np.abs(q(x).numpy() - c(x).numpy()).max() < 0.5
+
+
+def test_quantize_qat_one_call():
+    """cq.quantize_qat(model, run_fn, run_args) = train + prepare_qat + run_fn + convert."""
+    _, c = _twins()
+    c[11].p = 0.0  # keep the comparison below free of dropout noise
+    model = cq.QuantWrapper(cq.fuse_modules_qat(c.train(), _GROUPS))
+    model.qconfig = cq.get_default_qat_qconfig("x86")
+    modes = []
+
+    def train_fn(m, batches):
+        modes.append(m.training)
+        with convnet.no_grad():
+            for x in batches:
+                m(convnet.tensor(x))
+
+    rng = np.random.default_rng(3)
+    batches = [rng.normal(0, 1, (8, 1, 14, 14)).astype(np.float32) for _ in range(3)]
+    q = cq.quantize_qat(model, train_fn, [batches])
+    assert modes == [True]
+    assert type(q.module[0]) is Q.ConvReLU2d and type(q.module[12]) is Q.Linear
+    assert isinstance(model.module[0], cq.intrinsic.ConvBnReLU2d)  # not in place
+    x = convnet.tensor(batches[0])
+    assert np.abs(q(x).numpy() - c.eval()(x).numpy()).max() < 0.5
