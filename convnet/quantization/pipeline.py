@@ -264,7 +264,7 @@ def quantize_run(run_dir, out, calibrate: int = 1000, qconfig: str = "x86", qat_
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     drop = metrics["accuracy_drop_points"]
     say(f"test accuracy: {dtype} {float_res['accuracy']:.4f}, int8 {int8_res['accuracy']:.4f} "
-        f"({-drop:+.2f} points) on {len(test_set):,} images")
+        f"({round(-drop, 2) + 0.0:+.2f} points) on {len(test_set):,} images")  # no -0.00
     say(f"weights file: {float_bytes:,} -> {int8_bytes:,} bytes "
         f"({metrics['weights_size_ratio']}x smaller)")
     say(f"inference, ms per image: {dtype} {metrics['ms_per_image_float']:.3f}, int8 "
