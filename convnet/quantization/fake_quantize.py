@@ -274,6 +274,8 @@ class FakeQuantize(FakeQuantizeBase):
         **observer_kwargs: more observer arguments (``dtype``, ``qscheme``, ...).
     """
 
+    _resizable_buffers = ("scale", "zero_point")  # one per channel once observed
+
     def __init__(self, observer=MovingAverageMinMaxObserver, quant_min: int | None = None,
                  quant_max: int | None = None, is_dynamic: bool = False, **observer_kwargs):
         super().__init__()

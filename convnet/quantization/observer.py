@@ -363,6 +363,8 @@ class PerChannelMinMaxObserver(UniformQuantizationObserverBase):
     weight observer: ``scale_c = max|W_c| / 127.5``, ``zero_point_c = 0``.
     """
 
+    _resizable_buffers = ("min_val", "max_val")  # load_state_dict takes the saved shape
+
     def __init__(self, ch_axis: int = 0, dtype=quint8, qscheme=per_channel_affine,
                  reduce_range: bool = False, quant_min=None, quant_max=None,
                  factory_kwargs=None, eps: float = _EPS, is_dynamic: bool = False, **kwargs):

@@ -94,6 +94,7 @@ PER_CHANNEL_CONFIGS = [
     {"dtype": "qint8", "qscheme": "per_channel_symmetric", "ch_axis": 1},
     {"ch_axis": 2, "reduce_range": True},
     {"dtype": "qint8", "qscheme": "per_channel_affine", "quant_min": -127, "quant_max": 127},
+    {"qscheme": "per_channel_affine_float_qparams"},  # embeddings: float zero points
 ]
 
 

@@ -276,6 +276,27 @@ def test_frozen_conv_bn_equals_folded_float_conv():
         np.testing.assert_allclose(float_mod(inp).numpy(), qat_mod(inp).numpy(), atol=2e-5)
 
 
+def test_prepared_state_dict_loads_into_a_fresh_prepared_model():
+    """Per-channel observer ranges and fake-quant qparams take the saved shapes (a QAT run
+    resumed from a checkpoint), as torch's do."""
+    def make():
+        m = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(27, 2)).train()
+        m.qconfig = cq.get_default_qat_qconfig("x86")
+        return cq.prepare_qat(m)
+
+    trained, fresh = make(), make()
+    x = cn.tensor(np.random.default_rng(8).standard_normal((2, 1, 5, 5)).astype(np.float32))
+    trained(x)
+    assert fresh[0].weight_fake_quant.scale.shape == (1,)
+    fresh.load_state_dict(trained.state_dict())
+    assert fresh[0].weight_fake_quant.scale.shape == (3,)
+    assert fresh[0].weight_fake_quant.activation_post_process.min_val.shape == (3,)
+    fresh.load_state_dict(trained.state_dict())  # same shapes now: a plain copy
+    np.testing.assert_array_equal(fresh(x).numpy(), trained(x).numpy())
+    with pytest.raises(RuntimeError, match="size mismatch for 0.weight"):
+        fresh.load_state_dict({**trained.state_dict(), "0.weight": np.zeros((2, 1, 3, 3))})
+
+
 def test_qat_from_float_errors_and_sigmoid_fixed_qparams():
     with pytest.raises(TypeError, match="only works for Conv2d, got Linear"):
         nnqat.Conv2d.from_float(nn.Linear(2, 2))

@@ -10,7 +10,8 @@ TORCH_NAMES = {"quint8": torch.quint8, "qint8": torch.qint8, "qint32": torch.qin
                "per_tensor_affine": torch.per_tensor_affine,
                "per_tensor_symmetric": torch.per_tensor_symmetric,
                "per_channel_affine": torch.per_channel_affine,
-               "per_channel_symmetric": torch.per_channel_symmetric}
+               "per_channel_symmetric": torch.per_channel_symmetric,
+               "per_channel_affine_float_qparams": torch.per_channel_affine_float_qparams}
 
 
 def torch_kwargs(kw: dict) -> dict:

@@ -322,7 +322,7 @@ class Module:
                 continue
             value = state_dict[k]
             arr = value._data if isinstance(value, Tensor) else np.asarray(value)
-            if arr.shape != target.shape:
+            if arr.shape != target.shape and not self._resizable(k):
                 errors.append(f"size mismatch for {k}: copying a param with shape "
                               f"{tuple(arr.shape)} from checkpoint, the shape in current model "
                               f"is {tuple(target.shape)}.")
@@ -333,11 +333,20 @@ class Module:
             if k in state_dict:
                 value = state_dict[k]
                 arr = value._data if isinstance(value, Tensor) else np.asarray(value)
+                if arr.shape != target.shape:  # a resizable buffer takes the saved shape
+                    target._data = np.empty(arr.shape, target.dtype)
                 if target.dtype.kind == "f" or arr.dtype == target.dtype:
                     np.copyto(target._data, arr, casting="unsafe")
                 else:
                     target._data = arr.astype(target.dtype)
         return IncompatibleKeys(missing, unexpected)
+
+    def _resizable(self, key: str) -> bool:
+        """Whether buffer ``key``'s shape follows the data (a module lists such buffers in
+        ``_resizable_buffers``, e.g. an observer's per-channel ranges): then loading takes
+        the saved shape, as torch's observers and fake quantizers do."""
+        path, _, name = key.rpartition(".")
+        return name in getattr(self.get_submodule(path), "_resizable_buffers", ())
 
     # ------------------------------------------------------------------ display
     def extra_repr(self) -> str:
