@@ -35,6 +35,7 @@ BENCHMARKS = {
     "backend_global_optim": "global avg pooling kernels, SGD/Adam steps: numba, NumPy, torch",
     "detection_train": "detectors: a 200-step training probe, images/s and COCO mAP",
     "distill_fashion": "distillation: LeNet-5 from a teacher vs hard labels, 3 seeds, Fashion-MNIST",
+    "onnx_inference": "inference: convnet vs onnxruntime, float32 and int8 (QDQ export)",
 }
 
 

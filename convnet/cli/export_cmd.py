@@ -5,7 +5,9 @@
 ``--no-dynamic-batch``), checked with ``onnx.checker`` and, when onnxruntime is installed,
 run on a batch of test images next to convnet (the largest difference is printed). A
 quantized run (the ``--out`` of `convnet quantize`) exports as a QDQ graph:
-QuantizeLinear/DequantizeLinear around float ops, int8 weights.
+QuantizeLinear/DequantizeLinear around float ops, int8 weights, int32 biases.
+``--quantized`` on a float run exports its ``RUN-int8`` sibling, quantizing the run into it
+first (`convnet quantize`'s defaults) when that folder does not exist yet.
 
 ``safetensors``: the weights with metadata another program needs to rebuild the model
 (``model``, ``model_options``, ``num_classes``, ``in_channels``, ``input_shape``,
@@ -37,8 +39,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--no-dynamic-batch", action="store_true",
                    help="fix the batch size at 1 instead of a symbolic batch dim")
     p.add_argument("--quantized", action="store_true",
-                   help="export the int8 (QDQ) model: a quantized run exports as it is; a "
-                        "float run is first calibrated as `convnet quantize RUN` does")
+                   help="export the int8 (QDQ) model of a float run: its RUN-int8 folder, made "
+                        "first with `convnet quantize`'s defaults when missing (a quantized "
+                        "run exports as int8 without this flag)")
     from .main import add_threads_option
 
     add_threads_option(p)
@@ -168,9 +171,12 @@ def _export_safetensors(cfg: dict, info, model, out: Path, quantized: bool) -> N
     if quantized:
         from ..quantization import save_quantized
 
-        save_quantized(model, out, recipe={"model": cfg["model"], "model_options": opts,
-                                           "export": meta})
-        kind = "int8 weights (convnet.quantization.load_quantized reads them)"
+        # the options include the classes and channels, so load_quantized(file) rebuilds it
+        full = dict(opts, num_classes=len(info.classes), in_channels=int(info.channels))
+        recipe = dict(cfg.get("quantization") or {}, model=cfg["model"], model_options=full,
+                      export=meta)
+        save_quantized(model, out, recipe=recipe)
+        kind = "int8 weights (convnet.quantization.load_quantized(file) rebuilds the model)"
     else:
         save_file({k: v._data for k, v in model.state_dict().items()}, out, meta)
         kind = f"{len(model.state_dict())} tensors"
@@ -180,6 +186,7 @@ def _export_safetensors(cfg: dict, info, model, out: Path, quantized: bool) -> N
 
 
 def run(args) -> int:
+    from ._setup import read_config
     from .evaluate import load_run
     from .main import CLIError
 
@@ -187,19 +194,16 @@ def run(args) -> int:
     if not run_dir.is_dir():
         raise CLIError(f"{run_dir} is not a folder; give the --out folder of a `convnet train` "
                        "run")
-    quantized_run = _is_quantized_run(run_dir)
-    if quantized_run:
-        cfg, info, model = _load_quantized_run(run_dir)
-    else:
-        cfg, info, model = load_run(run_dir)
-        if args.quantized:
-            cfg, info, model = _quantize_float_run(run_dir, cfg, info, model)
-    quantized = quantized_run or args.quantized
+    if args.quantized and not read_config(run_dir).get("quantization"):
+        run_dir = _quantized_sibling(run_dir)
+    cfg, info, model = load_run(run_dir)
+    quantized = bool(cfg.get("quantization"))
     suffix = ".onnx" if args.format == "onnx" else ".safetensors"
     out = Path(args.out) if args.out else run_dir / ("model" + suffix if args.format == "onnx"
                                                      else "weights" + suffix)
     if out.is_dir():
-        raise CLIError(f"--out {out} is a folder; give a file name such as {out / ('model' + suffix)}")
+        raise CLIError(f"--out {out} is a folder; give a file name such as "
+                       f"{out / ('model' + suffix)}")
     if args.format == "onnx":
         _export_onnx(args, run_dir, cfg, info, model, out, quantized)
     else:
@@ -208,17 +212,24 @@ def run(args) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------ quantized runs
-def _is_quantized_run(run_dir: Path) -> bool:
-    return False
-
-
-def _load_quantized_run(run_dir: Path):  # pragma: no cover - filled in with quantize_run
-    raise NotImplementedError
-
-
-def _quantize_float_run(run_dir: Path, cfg, info, model):
+def _quantized_sibling(run_dir: Path) -> Path:
+    """``--quantized`` on a float run: its ``RUN-int8`` folder, made now with `convnet
+    quantize`'s defaults (1,000 calibration images, x86 qconfig) unless it exists already."""
+    from ..quantization.pipeline import quantize_run
+    from ._setup import read_config
     from .main import CLIError
 
-    raise CLIError("--quantized on a float run: quantize it first with `convnet quantize "
-                   f"{run_dir} --out {run_dir}-int8`, then export that folder")
+    out = run_dir.parent / f"{run_dir.name}-int8"
+    if out.is_dir() and any(out.iterdir()):
+        cfg = read_config(out) if (out / "config.json").is_file() else {}
+        source = (cfg.get("quantization") or {}).get("source_run")
+        if source is None or Path(source).resolve() != run_dir.resolve():
+            raise CLIError(f"--quantized: {out} exists and is not the quantized copy of "
+                           f"{run_dir}; run `convnet quantize {run_dir} --out DIR` and export "
+                           "DIR")
+        print(f"using the quantized run {out} (made by `convnet quantize`)")
+        return out
+    print(f"quantizing {run_dir} into {out} first (as `convnet quantize {run_dir} --out "
+          f"{out}`: 1,000 calibration images, x86 qconfig)")
+    quantize_run(run_dir, out, log=lambda line: print("  " + line))
+    return out

@@ -95,8 +95,6 @@ def test_errors_are_one_line(run_dir, tmp_path, capsys, monkeypatch):
     blocker.write_text("x")
     assert "cannot write" in err(["export", str(run_dir), "--format", "onnx", "--out",
                                   str(blocker / "m.onnx")])
-    assert "convnet quantize" in err(["export", str(run_dir), "--format", "onnx",
-                                      "--quantized"])
     detect = tmp_path / "detect"
     shutil.copytree(run_dir, detect)
     cfg = json.loads((detect / "config.json").read_text())
@@ -104,3 +102,47 @@ def test_errors_are_one_line(run_dir, tmp_path, capsys, monkeypatch):
     assert "is a detection run" in err(["export", str(detect), "--format", "onnx"])
     monkeypatch.setitem(sys.modules, "onnx", None)
     assert "pip install convnet[onnx]" in err(["export", str(run_dir), "--format", "onnx"])
+
+
+def test_quantized_export_makes_the_int8_run_and_a_qdq_graph(run_dir, capsys):
+    from convnet.quantization import load_quantized
+
+    int8 = run_dir.parent / f"{run_dir.name}-int8"
+    assert main(["export", str(run_dir), "--format", "onnx", "--quantized"]) == 0
+    text = capsys.readouterr().out
+    assert f"quantizing {run_dir} into {int8} first" in text
+    assert f"wrote {int8 / 'model.onnx'}" in text and "lenet5 int8 QDQ" in text
+    assert "output steps (scale" in text
+    proto = onnx.load(str(int8 / "model.onnx"))
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops[0] == "QuantizeLinear" and "DequantizeLinear" in ops
+    cfg, _, qmodel = load_run(int8)
+    step = [m.scale for m in qmodel.modules() if "scale" in m._buffers][-1]
+    x = digits(64)
+    got = ort.InferenceSession(str(int8 / "model.onnx"), providers=["CPUExecutionProvider"]
+                               ).run(None, {"input": x})[0]
+    steps = np.rint(np.abs(got - qmodel(convnet.tensor(x)).numpy()) / step)
+    assert (steps <= 1).mean() >= 0.999
+
+    # again: the int8 run is reused; exporting the int8 run itself gives the same graph
+    assert main(["export", str(run_dir), "--format", "onnx", "--quantized"]) == 0
+    assert f"using the quantized run {int8}" in capsys.readouterr().out
+    assert main(["export", str(int8), "--format", "onnx", "--out", str(int8 / "b.onnx")]) == 0
+    assert onnx.load(str(int8 / "b.onnx")).graph == proto.graph
+
+    # safetensors of the int8 run: load_quantized(file) alone rebuilds it
+    assert main(["export", str(int8), "--format", "safetensors"]) == 0
+    assert "int8 weights" in capsys.readouterr().out
+    rebuilt = load_quantized(int8 / "weights.safetensors")
+    np.testing.assert_array_equal(rebuilt(convnet.tensor(x)).numpy(),
+                                  qmodel(convnet.tensor(x)).numpy())
+
+
+def test_quantized_refuses_a_foreign_int8_folder(tmp_path, capsys):
+    run = tmp_path / "a"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "lenet5"}))
+    (tmp_path / "a-int8").mkdir()
+    (tmp_path / "a-int8" / "notes.txt").write_text("mine")
+    assert main(["export", str(run), "--format", "onnx", "--quantized"]) == 2
+    assert "is not the quantized copy of" in capsys.readouterr().err
