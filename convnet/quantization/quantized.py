@@ -219,6 +219,9 @@ class _Weighted(_QuantizedModule):
     """Holds a qint8 weight (per tensor or per channel along axis 0) and a float bias."""
 
     _RELU = False
+    # per tensor () or per channel (C_out,): a state dict of either kind loads, also through
+    # a parent's load_state_dict (convnet.nn.Module honours _resizable_buffers)
+    _resizable_buffers = ("weight_scale", "weight_zero_point")
 
     def _init_weight(self, shape: tuple[int, ...], bias: bool, per_channel: bool) -> None:
         n = shape[0]
@@ -277,17 +280,6 @@ class _Weighted(_QuantizedModule):
             raise ValueError(f"{name}.set_weight_bias: bias shape {list(arr.shape)} must be "
                              f"[{expected[0]}]")
         self._buffers["bias"] = Tensor._make(arr.copy())
-
-    def load_state_dict(self, state_dict, strict: bool = True):
-        """As :meth:`Module.load_state_dict`, but the weight's qparams may switch between per
-        tensor and per channel (``weight_scale`` of shape () or (C_out,))."""
-        for key in ("weight_scale", "weight_zero_point"):
-            if key in state_dict:
-                shape = tuple(_np(state_dict[key]).shape)
-                if shape in ((), (self._buffers["weight"].shape[0],)):
-                    dtype = self._buffers[key].dtype
-                    self._buffers[key] = Tensor._make(np.zeros(shape, dtype=dtype))
-        return super().load_state_dict(state_dict, strict)
 
     def _quant_args(self, x: QTensor) -> dict:
         b = self._buffers

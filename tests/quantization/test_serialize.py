@@ -7,6 +7,7 @@ import pytest
 import convnet
 from convnet import models, nn
 from convnet.io.safetensors import load_file, save_file
+from convnet.quantization import quantized as Q
 from convnet.quantization.convert import convert
 from convnet.quantization.serialize import (load_quantized, quantized_size_bytes,
                                             read_quantized_metadata, save_quantized)
@@ -119,3 +120,22 @@ def test_size_bytes_per_layer_float_and_int8():
     assert fb["total"] == sum(v for k, v in fb.items() if k != "total")
     assert 3.5 < fb["total"] / qb["total"] < 4.0
     assert json.dumps(qb)  # plain ints: goes straight into metrics.json
+
+
+def test_parent_load_state_dict_switches_weight_schemes():
+    """A per-channel state dict loads into a skeleton built per tensor, through the parent."""
+    import copy
+
+    _, q = _quantized_lenet()
+    skeleton = copy.deepcopy(q)
+    f, c = skeleton.module.features, skeleton.module.classifier
+    setattr(f, "0", Q.ConvReLU2d(1, 6, 5, padding=2))  # per tensor by default
+    setattr(f, "3", Q.ConvReLU2d(6, 16, 5))
+    for i, cls, n_in, n_out in (("1", Q.LinearReLU, 400, 120), ("3", Q.LinearReLU, 120, 84),
+                                ("5", Q.Linear, 84, 10)):
+        setattr(c, i, cls(n_in, n_out))
+    assert f[0].weight().qscheme() == "per_tensor_affine"
+    skeleton.load_state_dict(q.state_dict())
+    assert f[0].weight().qscheme() == "per_channel_affine"
+    x = convnet.randn(2, 1, 28, 28)
+    np.testing.assert_array_equal(skeleton(x).numpy(), q(x).numpy())
