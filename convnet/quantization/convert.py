@@ -145,7 +145,10 @@ def _swap(mod: Module, mapping: dict) -> Module:
 def _convert(module: Module, mapping: dict) -> None:
     for name, child in _children(module):
         if type(child) in mapping:
-            module._modules[name] = _swap(child, mapping)
+            # torch swaps only modules that were given a qconfig: ``qconfig = None`` keeps a
+            # layer (and its observer-free float weights) as it is
+            if getattr(child, "qconfig", None) is not None:
+                module._modules[name] = _swap(child, mapping)
         else:
             _convert(child, mapping)
 

@@ -359,3 +359,19 @@ def test_quantize_qat_one_call():
     assert isinstance(model.module[0], cq.intrinsic.ConvBnReLU2d)  # not in place
     x = convnet.tensor(batches[0])
     assert np.abs(q(x).numpy() - c.eval()(x).numpy()).max() < 0.5
+
+
+def test_mapped_layer_with_qconfig_none_stays_float_as_in_torch():
+    # a Linear kept in float (qconfig None after prepare) must not be swapped: torch's
+    # swap_module only converts modules that carry a qconfig
+    convnet.manual_seed(0)
+    model = nn.Sequential(QuantStub(), nn.Linear(4, 3), DeQuantStub(), nn.Linear(3, 2))
+    model.eval()
+    model.qconfig = cq.get_default_qconfig("x86")
+    model[3].qconfig = None
+    prepared = cq.prepare(model)
+    assert not hasattr(prepared[3], "activation_post_process")
+    prepared(convnet.randn(8, 4))
+    q = convert(prepared)
+    assert isinstance(q[1], Q.Linear) and type(q[3]) is nn.Linear
+    assert q(convnet.randn(2, 4)).shape == (2, 2)
