@@ -101,7 +101,7 @@ def quantize_run(run_dir, out, calibrate: int = 1000, qconfig: str = "x86", qat_
     """
     from .. import manual_seed
     from ..autograd.grad_mode import no_grad
-    from ..cli._setup import make_dataset, make_transform
+    from ..cli._setup import make_dataset, make_transform, model_options
     from ..cli.evaluate import load_run
     from ..data import DataLoader
     from ..data.dataset import Subset
@@ -237,7 +237,11 @@ def quantize_run(run_dir, out, calibrate: int = 1000, qconfig: str = "x86", qat_
               "weights": "qint8 per-channel symmetric" if qconfig != "qnnpack"
               else "qint8 per-tensor symmetric",
               "activations": "quint8 affine", "source_run": str(run_dir),
-              "model": cfg["model"], "model_options": cfg.get("model_options") or {}}
+              "model": cfg["model"],
+              # everything the float model was built with (classes, channels, adaptations),
+              # so that load_quantized(file) alone rebuilds the same network
+              "model_options": {"num_classes": len(info.classes), "in_channels": info.channels,
+                                **model_options(cfg, info)}}
     weights = out / "model.safetensors"
     save_quantized(quantized, weights, recipe=recipe)
     from ..io.atomic import atomic_write_text

@@ -77,6 +77,12 @@ def test_quantize_writes_an_int8_run_that_evaluate_predict_and_summary_read(runs
         (runs["simple_cnn"] / "config.json").read_text())["class_names"]
     tensors = load_file(out / "model.safetensors")
     assert tensors["module.features.0.weight"].dtype == np.int8
+    # the file alone rebuilds the network: the recipe records classes and channels too
+    assert recipe["model_options"]["num_classes"] == 10
+    assert recipe["model_options"]["in_channels"] == 1
+    from convnet.quantization import load_quantized
+    rebuilt = load_quantized(out / "model.safetensors")
+    assert rebuilt.module.classifier[5].weight().shape == (10, 128)
     m = _metrics(out)
     assert m["weights_bytes_float"] == (runs["simple_cnn"] / "model.safetensors").stat().st_size
     assert m["weights_bytes_int8"] == (out / "model.safetensors").stat().st_size
