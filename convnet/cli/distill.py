@@ -4,7 +4,8 @@ soft targets and the labels (knowledge distillation, Hinton et al. 2015).
 The student learns from ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) *
 cross-entropy`` on the teacher run's dataset, with its transforms and its validation split
 (the same held-out images, unseen by both, unless --limit-train changes the training set).
-The teacher runs in eval mode on the student's augmented batches. The output folder is a normal training run
+The teacher runs in eval mode on the student's augmented batches (without augmentation,
+once over the training set: its logits are looked up after that). The output folder is a normal training run
 (`convnet evaluate`, `predict`, `summary` work on it, `--resume` continues it exactly);
 metrics.json adds the teacher's test accuracy on the same test images.
 """
@@ -187,9 +188,13 @@ def run(args) -> int:
     print(f"teacher: {teacher_dir} ({tcfg['model']}); temperature {d['temperature']}, "
           f"alpha {d['alpha']}", flush=True)
 
+    # Without augmentation an image's teacher logits never change: compute them once
+    # (one teacher pass over the training set instead of one per epoch).
+    fixed_images = (cfg.get("augment") or "none") == "none"
+
     def make_trainer(model, *a, **kw):
         return DistillationTrainer(model, *a, teacher=teacher, temperature=d["temperature"],
-                                   alpha=d["alpha"], **kw)
+                                   alpha=d["alpha"], cache_teacher_logits=fixed_images, **kw)
 
     teacher_result = {}
 

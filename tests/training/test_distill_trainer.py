@@ -124,3 +124,28 @@ def test_float32_teacher_for_a_float64_student():
     t.fit()
     assert next(iter(student.parameters())).numpy().dtype == np.float64
     assert np.isfinite(t.history[0]["train_loss"])
+
+
+def test_cached_teacher_logits_run_the_teacher_once_and_train_alike():
+    teacher = nn.Sequential(nn.Linear(6, 4))
+    counting = Recorder(teacher)
+    cached = make(counting, epochs=3)
+    cached.cache_teacher_logits = True
+    cached.fit()
+    # one pass over the 256 training images (256 a batch), never again per batch
+    assert sum(len(b) for b in counting.seen) == 256
+    plain = make(Recorder(teacher), epochs=3)
+    plain.fit()
+    # the looked-up logits are the teacher's: the same training, to float rounding
+    for a, b in zip(cached.history, plain.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+
+
+def test_an_image_missing_from_the_cache_runs_the_teacher_on_its_batch():
+    teacher = Recorder(nn.Sequential(nn.Linear(6, 4)))
+    trainer = make(teacher)
+    trainer.cache_teacher_logits = True
+    x = cn.tensor(np.full((3, 6), 7.0, np.float32))  # not a training image
+    got = trainer.teacher_logits(x)
+    assert np.allclose(got.numpy(), teacher.inner(x).numpy())
+    assert teacher.seen[-1].shape == (3, 6)
