@@ -12,11 +12,11 @@ metrics.json adds the teacher's test accuracy on the same test images.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
-from .train import DEFAULTS, _model_option
+from ..data.datasets.download import sha256_of
+from .train import DEFAULTS, _model_option, add_optimization_options
 
 DISTILL_DEFAULTS = {"temperature": 4.0, "alpha": 0.9}
 # Taken from the teacher's run: the student sees the same images, transforms and split.
@@ -37,16 +37,7 @@ def add_parser(subparsers) -> None:
     a("--temperature", type=float, help="softmax temperature T of the soft targets (default 4)")
     a("--alpha", type=float, help="weight of the teacher's soft targets in [0, 1] (default 0.9; "
                                   "0: the labels alone)")
-    a("--epochs", type=int, help="default 10")
-    a("--batch-size", type=int, help="default 64")
-    a("--optimizer", choices=["sgd", "adam", "adamw", "rmsprop"], help="default adam")
-    a("--lr", type=float, help="learning rate (default 0.05 for sgd, 0.002 for adam/adamw)")
-    a("--momentum", type=float, help="SGD momentum (default 0.9)")
-    a("--weight-decay", type=float, help="default 0 (adamw: decoupled)")
-    a("--scheduler", choices=["none", "cosine", "step", "exponential", "onecycle"],
-      help="default cosine")
-    a("--step-size", type=int, help="epochs between decays for --scheduler step (default 10)")
-    a("--gamma", type=float, help="decay factor for step/exponential (default 0.1)")
+    add_optimization_options(p)
     a("--seed", type=int, help="default 0 (the validation split stays the teacher's)")
     a("--workers", type=int, help="data-loading threads (default 2)")
     a("--model-option", action="append", type=_model_option, metavar="KEY=VALUE",
@@ -67,14 +58,6 @@ def add_parser(subparsers) -> None:
 
     add_threads_option(p)
     p.set_defaults(func=run)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def teacher_config(run_dir: Path) -> dict:
@@ -133,7 +116,7 @@ def resolve_config(args) -> tuple[dict, Path, Path, argparse.Namespace]:
                                  f"{saved[name]}; resume with the same settings")
         teacher = teacher or Path(saved["teacher"])
         teacher_config(teacher)
-        if _sha256(teacher / "model.safetensors") != saved["teacher_sha256"]:
+        if sha256_of(teacher / "model.safetensors") != saved["teacher_sha256"]:
             raise ValueError(f"--resume: the teacher's weights in {teacher} are not the ones "
                              "this run started with (retrained or replaced); resuming needs "
                              "the same teacher")
@@ -153,7 +136,7 @@ def resolve_config(args) -> tuple[dict, Path, Path, argparse.Namespace]:
     cfg, out = train.resolve_config(ns)
     cfg["distillation"] = {
         "teacher": str(teacher.resolve()), "teacher_model": tcfg["model"],
-        "teacher_sha256": _sha256(teacher / "model.safetensors"),
+        "teacher_sha256": sha256_of(teacher / "model.safetensors"),
         "temperature": float(args.temperature if args.temperature is not None
                              else DISTILL_DEFAULTS["temperature"]),
         "alpha": float(args.alpha if args.alpha is not None else DISTILL_DEFAULTS["alpha"]),

@@ -60,16 +60,9 @@ def _existing_run_message(out: Path) -> str:
     return f"--out {out} already holds {what}; {hint}"
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("train", description=__doc__,
-                              help="train a model (default: LeNet-5 on bundled MNIST digits)")
+def add_optimization_options(p) -> None:
+    """Epochs, batch, optimizer and schedule: the options `train` and `distill` share."""
     a = p.add_argument
-    a("--model", help="model name from `convnet models` (default lenet5)")
-    a("--dataset", choices=DATASET_NAMES, help="default mnist-bundled (no download needed)")
-    a("--data-dir", help="folder with the dataset files (for folder: ROOT/<class>/<image>)")
-    a("--download", action="store_true", default=None,
-      help="fetch missing MNIST/Fashion-MNIST files into --data-dir or ~/.cache/convnet "
-           "(SHA-256 checked)")
     a("--epochs", type=int, help="default 10")
     a("--batch-size", type=int, help="default 64")
     a("--optimizer", choices=["sgd", "adam", "adamw", "rmsprop"], help="default adam")
@@ -80,6 +73,19 @@ def add_parser(subparsers) -> None:
       help="default cosine")
     a("--step-size", type=int, help="epochs between decays for --scheduler step (default 10)")
     a("--gamma", type=float, help="decay factor for step/exponential (default 0.1)")
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("train", description=__doc__,
+                              help="train a model (default: LeNet-5 on bundled MNIST digits)")
+    a = p.add_argument
+    a("--model", help="model name from `convnet models` (default lenet5)")
+    a("--dataset", choices=DATASET_NAMES, help="default mnist-bundled (no download needed)")
+    a("--data-dir", help="folder with the dataset files (for folder: ROOT/<class>/<image>)")
+    a("--download", action="store_true", default=None,
+      help="fetch missing MNIST/Fashion-MNIST files into --data-dir or ~/.cache/convnet "
+           "(SHA-256 checked)")
+    add_optimization_options(p)
     a("--augment", help=f"comma-separated training augmentations: {','.join(AUGMENTS)} (default "
                         "none)")
     a("--task", choices=["auto", "classify", "segment", "detect"],
