@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from ..data.datasets.download import sha256_of
-from .train import DEFAULTS, _model_option, add_optimization_options
+from .train import DEFAULTS, _model_option, add_optimization_options, add_run_folder_options
 
 DISTILL_DEFAULTS = {"temperature": 4.0, "alpha": 0.9}
 # Taken from the teacher's run: the student sees the same images, transforms and split.
@@ -50,13 +50,7 @@ def add_parser(subparsers) -> None:
     a("--out", help="output folder (default runs/<model>-from-<teacher folder name>)")
     a("--resume", action="store_true", help="continue the run in --out from its last checkpoint "
                                             "(same teacher; --epochs may be raised)")
-    a("--overwrite", action="store_true",
-      help="replace the run already in --out (without it, an existing run is never replaced)")
-    a("--no-progress", dest="progress", action="store_false", default=None,
-      help="no progress bar (by default one is drawn only when stderr is a terminal)")
-    from .main import add_threads_option
-
-    add_threads_option(p)
+    add_run_folder_options(p)
     p.set_defaults(func=run)
 
 

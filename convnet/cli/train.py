@@ -75,6 +75,18 @@ def add_optimization_options(p) -> None:
     a("--gamma", type=float, help="decay factor for step/exponential (default 0.1)")
 
 
+def add_run_folder_options(p) -> None:
+    """--overwrite, --no-progress and --threads: what `train` and `distill` add after --resume."""
+    from .main import add_threads_option
+
+    a = p.add_argument
+    a("--overwrite", action="store_true",
+      help="replace the run already in --out (without it, an existing run is never replaced)")
+    a("--no-progress", dest="progress", action="store_false", default=None,
+      help="no progress bar (by default one is drawn only when stderr is a terminal)")
+    add_threads_option(p)
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("train", description=__doc__,
                               help="train a model (default: LeNet-5 on bundled MNIST digits)")
@@ -124,13 +136,7 @@ def add_parser(subparsers) -> None:
     a("--out", help="output folder (default runs/<model>-<dataset>)")
     a("--resume", action="store_true", help="continue the run in --out from its last checkpoint "
                                             "(its saved settings are used; --epochs may be raised)")
-    a("--overwrite", action="store_true",
-      help="replace the run already in --out (without it, an existing run is never replaced)")
-    a("--no-progress", dest="progress", action="store_false", default=None,
-      help="no progress bar (by default one is drawn only when stderr is a terminal)")
-    from .main import add_threads_option
-
-    add_threads_option(p)
+    add_run_folder_options(p)
     p.set_defaults(func=run)
 
 
