@@ -47,6 +47,10 @@ class DistillationTrainer(Trainer):
             without a teacher.
     """
 
+    # the training loss is the distillation objective, validation stays cross-entropy
+    curve_labels = {"train_loss_label": "train: alpha T^2 KL + (1 - alpha) CE",
+                    "loss_ylabel": "loss (validation: cross-entropy)"}
+
     def __init__(self, model, optimizer, train_loader, val_loader=None, *, teacher,
                  temperature: float = 4.0, alpha: float = 0.9,
                  cache_teacher_logits: bool = False, **kwargs) -> None:

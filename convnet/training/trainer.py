@@ -111,6 +111,9 @@ class Trainer:
             log shows each epoch as it ends; None for silence).
     """
 
+    # names of the losses on curves.png (a subclass that trains on another loss renames them)
+    curve_labels: dict = {}
+
     def __init__(self, model, optimizer, train_loader, val_loader=None, *,
                  loss_fn: Callable | None = None, scheduler=None, scheduler_step: str = "epoch",
                  epochs: int = 10, out_dir: str | os.PathLike | None = None,
@@ -284,7 +287,7 @@ class Trainer:
         """Draw ``history`` to ``path`` (curves.png); subclasses draw their own metrics."""
         from .plots import plot_curves
 
-        plot_curves(self.history, path, title=self.config.get("title", ""))
+        plot_curves(self.history, path, title=self.config.get("title", ""), **self.curve_labels)
 
     def write_metrics(self, out_dir: str | os.PathLike, extra: dict | None = None) -> Path:
         """metrics.json: config, per-epoch history, and ``extra`` (e.g. test results)."""

@@ -149,3 +149,16 @@ def test_an_image_missing_from_the_cache_runs_the_teacher_on_its_batch():
     got = trainer.teacher_logits(x)
     assert np.allclose(got.numpy(), teacher.inner(x).numpy())
     assert teacher.seen[-1].shape == (3, 6)
+
+
+def test_curves_name_the_distillation_loss(tmp_path, monkeypatch):
+    # curves.png must not call the distillation objective "cross-entropy"
+    import convnet.training.plots as plots
+
+    seen = {}
+    monkeypatch.setattr(plots, "plot_curves", lambda h, p, title="", **kw: seen.update(kw))
+    trainer = make(nn.Sequential(nn.Linear(6, 4)), epochs=1)
+    trainer.fit()
+    trainer.plot(tmp_path / "curves.png")
+    assert "KL" in seen.get("train_loss_label", "") and "cross-entropy" in seen["loss_ylabel"]
+    assert Trainer.curve_labels == {}
