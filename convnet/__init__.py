@@ -30,6 +30,13 @@ def __getattr__(name: str):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'convnet' has no attribute {name!r}")
 
+
+def explore(model, dataset=None, class_names=None, **options):
+    """Serve the interactive explorer of ``model`` on 127.0.0.1 (see ``convnet.explorer``)."""
+    from .explorer import explore as _explore
+
+    return _explore(model, dataset, class_names, **options)
+
 from .autograd.grad_mode import inference_mode, is_inference_mode_enabled  # noqa: E402,F401
 
 # Devices (issue 14): convnet runs on the CPU; torch's device API answers accordingly.
