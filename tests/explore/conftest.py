@@ -7,6 +7,11 @@ CI (``CI`` or ``CONVNET_REQUIRE_BROWSER`` set), so CI cannot pass without runnin
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -73,3 +78,120 @@ def page(browser):
     context.route("**/*", route)
     yield pg
     context.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Tiny runs, made by the tests themselves (session-scoped: each is trained once, on first use)
+# --------------------------------------------------------------------------------------------
+
+# `convnet train` arguments of each run: one epoch (two for LeNet-5, so its curves are lines) on
+# a few bundled digits; U-Net is made narrow and shallow, it is by far the slowest to train.
+RUN_ARGS = {
+    "lenet5": ["--model", "lenet5", "--epochs", "2", "--limit-train", "128", "--val-split", "0.25"],
+    "resnet20": ["--model", "resnet20", "--epochs", "1", "--limit-train", "64", "--val-split", "0"],
+    "unet": ["--model", "unet", "--model-option", "base_channels=8", "--model-option", "depth=2",
+             "--epochs", "1", "--limit-train", "32", "--val-split", "0"],
+    "vit_tiny": ["--model", "vit_tiny", "--epochs", "1", "--limit-train", "64", "--val-split", "0"],
+}
+_RUN_LOCK = threading.Lock()
+
+
+@pytest.fixture(scope="session")
+def explore_runs(tmp_path_factory):
+    """``explore_runs(name)`` -> the folder of a tiny `convnet train` run of ``name`` (a key of
+    RUN_ARGS), trained in this process the first time it is asked for."""
+    root = tmp_path_factory.mktemp("explore_runs")
+    made: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        with _RUN_LOCK:
+            if name not in made:
+                from convnet.cli.main import main
+
+                out = root / name
+                status = main(["train", *RUN_ARGS[name], "--limit-test", "32", "--batch-size",
+                               "32", "--no-progress", "--out", str(out)])
+                assert status == 0, f"training the {name} run failed (status {status})"
+                made[name] = out
+            return made[name]
+
+    return get
+
+
+SERVING = re.compile(r"convnet explore: serving .* at (http://127\.0\.0\.1:\d+/)")
+
+
+class ServerProcess:
+    """`convnet explore RUN --no-browser --port 0` in a subprocess; ``.url`` is read from the
+    line it prints, ``.output`` holds everything it printed (stdout and stderr)."""
+
+    def __init__(self, run_dir: Path, *extra: str, timeout: float = 60.0):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+               "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "convnet", "explore", str(run_dir), "--no-browser", "--port",
+             "0", *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        self.lines: list[str] = []
+        self.url: str | None = None
+        found = threading.Event()
+
+        def drain():  # keep reading, so a chatty server never blocks on a full pipe
+            for line in self.proc.stdout:
+                self.lines.append(line)
+                m = SERVING.search(line)
+                if m and self.url is None:
+                    self.url = m.group(1)
+                    found.set()
+            found.set()
+
+        threading.Thread(target=drain, daemon=True).start()
+        found.wait(timeout)
+        if self.url is None:
+            self.stop()
+            raise AssertionError(f"convnet explore {run_dir} printed no URL within {timeout} s:\n"
+                                 f"{self.output}")
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def explore_servers(explore_runs):
+    """``explore_servers(name)`` -> a running :class:`ServerProcess` for that run (one per run
+    for the whole session, stopped at the end)."""
+    servers: dict[str, ServerProcess] = {}
+
+    def get(name: str) -> ServerProcess:
+        if name not in servers or servers[name].proc.poll() is not None:
+            servers[name] = ServerProcess(explore_runs(name))
+        return servers[name]
+
+    yield get
+    for s in servers.values():
+        s.stop()
+
+
+def wait_ready(pg, url: str, timeout: float = 30_000):
+    """Open ``url`` and wait until the explorer says it is ready (``body[data-ready="1"]``)."""
+    pg.goto(url)
+    pg.wait_for_selector('body[data-ready="1"]', timeout=timeout)
+    return pg
+
+
+def shot_path(tmp: Path, name: str) -> list[Path]:
+    """Where a screenshot goes: the test's tmp folder, and docs/images/explorer_<name>.png too
+    when CONVNET_UPDATE_SCREENSHOTS=1."""
+    paths = [tmp / f"explorer_{name}.png"]
+    if os.environ.get("CONVNET_UPDATE_SCREENSHOTS") == "1":
+        paths.append(Path(__file__).resolve().parents[2] / "docs" / "images" / f"explorer_{name}.png")
+    return paths
