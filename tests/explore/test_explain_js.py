@@ -27,12 +27,20 @@ F = torch.nn.functional
 
 EXPLAIN_JS = Path(__file__).resolve().parents[2] / "convnet" / "explorer" / "static" / "explain.js"
 
-# JS side: turn {shape, data: [floats]} into tensors with Float32Array data (the values are
-# exact float32 numbers, so nothing is rounded on the way) and run one function per case.
+# JS side: turn {shape, b64: little-endian float32 bytes} into tensors with Float32Array data
+# (the exact float32 values Python made; base64 keeps the transfer cheap, and a tensor shared by
+# several cases is decoded once) and run one function per case.
 HARNESS = """
 ([fn, cases]) => {
-  const T = (o) => (o === null || o === undefined) ? null
-      : {shape: o.shape, data: Float32Array.from(o.data)};
+  const seen = new Map();
+  const T = (o) => {
+    if (o === null || o === undefined) return null;
+    if (!seen.has(o.b64)) {
+      const bytes = Uint8Array.from(atob(o.b64), (ch) => ch.charCodeAt(0));
+      seen.set(o.b64, new Float32Array(bytes.buffer));
+    }
+    return {shape: o.shape, data: seen.get(o.b64)};
+  };
   const E = window.ConvnetExplain;
   return cases.map((c) => {
     try {
@@ -76,8 +84,10 @@ def js(page):
 
 
 def tensor(a):
-    """numpy float32 array -> the JSON form the harness turns into a tensor."""
-    return None if a is None else {"shape": list(a.shape), "data": a.ravel().tolist()}
+    """numpy float32 array -> the form the harness turns into a tensor."""
+    if a is None:
+        return None
+    return {"shape": list(a.shape), "b64": base64.b64encode(a.astype("<f4").tobytes()).decode()}
 
 
 def rand32(rng, *shape, scale=1.0):
@@ -135,7 +145,7 @@ def conv_case(rng):
     depthwise = rng.random() < 0.2
     if depthwise:
         cin_g, cout_g, groups = 1, int(rng.integers(1, 3)), int(rng.integers(2, 6))
-    C, O = cin_g * groups, cout_g * groups
+    C, Co = cin_g * groups, cout_g * groups
     kh, kw = int(rng.integers(1, 6)), int(rng.integers(1, 6))
     sh, sw = int(rng.integers(1, 5)), int(rng.integers(1, 5))  # often > kernel
     dh, dw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
@@ -152,9 +162,9 @@ def conv_case(rng):
     if W + 2 * pw < (kw - 1) * dw + 1:
         W = (kw - 1) * dw + 1
     x = rand32(rng, 1, C, H, W)
-    w = rand32(rng, O, cin_g, kh, kw, scale=0.5)
-    b = rand32(rng, O) if rng.random() < 0.7 else None
-    cfg = {"in_channels": C, "out_channels": O, "kernel_size": [kh, kw], "stride": [sh, sw],
+    w = rand32(rng, Co, cin_g, kh, kw, scale=0.5)
+    b = rand32(rng, Co) if rng.random() < 0.7 else None
+    cfg = {"in_channels": C, "out_channels": Co, "kernel_size": [kh, kw], "stride": [sh, sw],
            "padding": [ph, pw], "dilation": [dh, dw], "groups": groups, "padding_mode": mode,
            "bias": b is not None, "transposed": False}
     return x, w, b, cfg
@@ -177,9 +187,9 @@ def test_conv2d_matches_torch_and_shows_its_taps(js):
     for _ in range(120):
         x, w, b, cfg = conv_case(rng)
         out64, out32 = torch_conv2d(x, w, b, cfg, t64), torch_conv2d(x, w, b, cfg, t32)
-        O, OH, OW = out64.shape
+        Co, OH, OW = out64.shape
         for (y, xx) in positions(rng, OH, OW):
-            c = int(rng.integers(O))
+            c = int(rng.integers(Co))
             cases.append({"input": tensor(x), "weight": tensor(w), "bias": tensor(b), "cfg": cfg,
                           "c": c, "y": y, "x": xx})
             refs.append((x, w, b, cfg, c, y, xx, float(out64[c, y, xx]), float(out32[c, y, xx]),
@@ -195,8 +205,8 @@ def test_conv2d_matches_torch_and_shows_its_taps(js):
         close(res["value"], v64, v32, what)
         assert tuple(res["outShape"]) == oshape, what
         _, C, H, W = x.shape
-        O, cin_g, kh, kw = w.shape
-        g = c // (O // cfg["groups"])
+        Co, cin_g, kh, kw = w.shape
+        g = c // (Co // cfg["groups"])
         assert res["inChannels"] == list(range(g * cin_g, (g + 1) * cin_g)), what
         (sh, sw), (ph, pw), (dh, dw) = cfg["stride"], cfg["padding"], cfg["dilation"]
         win = res["window"]
@@ -233,13 +243,13 @@ def test_conv1d_matches_torch(js):
     cases, refs = [], []
     for _ in range(40):
         groups = int(rng.choice([1, 2]))
-        C, O = groups * int(rng.integers(1, 4)), groups * int(rng.integers(1, 3))
+        C, Co = groups * int(rng.integers(1, 4)), groups * int(rng.integers(1, 3))
         k, s, d = int(rng.integers(1, 6)), int(rng.integers(1, 4)), int(rng.integers(1, 3))
         mode = str(rng.choice(["zeros", "reflect", "replicate", "circular"]))
         L = int(rng.integers((k - 1) * d + 2, 20))
         p = int(rng.integers(0, min(3, L - 1) + 1))
-        x, w = rand32(rng, 1, C, L), rand32(rng, O, C // groups, k)
-        b = rand32(rng, O)
+        x, w = rand32(rng, 1, C, L), rand32(rng, Co, C // groups, k)
+        b = rand32(rng, Co)
         cfg = {"kernel_size": [k], "stride": [s], "padding": [p], "dilation": [d],
                "groups": groups, "padding_mode": mode}
 
@@ -251,7 +261,7 @@ def test_conv1d_matches_torch(js):
 
         o64, o32 = run(t64), run(t32)
         for i in {0, o64.shape[1] - 1, int(rng.integers(o64.shape[1]))}:
-            c = int(rng.integers(O))
+            c = int(rng.integers(Co))
             cases.append({"input": tensor(x), "weight": tensor(w), "bias": tensor(b),
                           "cfg": cfg, "c": c, "x": i})
             refs.append((float(o64[c, i]), float(o32[c, i]), mode, L, p, i, s))
@@ -263,6 +273,47 @@ def test_conv1d_matches_torch(js):
         for t in res["taps"]:
             assert t["inPadding"] == (not 0 <= t["pos"] < L)
             assert t["src"] == source_of(mode, t["pos"], L, p)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+def test_conv2d_same_padding_with_even_kernels_pads_one_more_after(js):
+    """'same' (or its resolved [[top, bottom], [left, right]] form): torch puts d(k-1)//2 before
+    and the rest after, so the output keeps the input size and the last row/column exists."""
+    rng = np.random.default_rng(15)
+    cases, refs = [], []
+    for n in range(24):
+        kh, kw = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+        dh, dw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        H, W = int(rng.integers(4, 9)), int(rng.integers(4, 9))
+        mode = ["zeros", "reflect", "replicate", "circular"][n % 4]
+        x, w, b = rand32(rng, 1, 2, H, W), rand32(rng, 3, 2, kh, kw), rand32(rng, 3)
+        conv = torch.nn.Conv2d(2, 3, (kh, kw), padding="same", dilation=(dh, dw),
+                               padding_mode=mode).double()
+        with torch.no_grad():
+            conv.weight.copy_(t64(w))
+            conv.bias.copy_(t64(b))
+            out = conv(t64(x))[0]
+        assert out.shape[1:] == (H, W)
+        th, tw = dh * (kh - 1), dw * (kw - 1)
+        padding = "same" if n % 2 else [[th // 2, th - th // 2], [tw // 2, tw - tw // 2]]
+        cfg = {"kernel_size": [kh, kw], "stride": [1, 1], "padding": padding,
+               "dilation": [dh, dw], "groups": 1, "padding_mode": mode}
+        for (y, xx) in positions(rng, H, W):
+            c = int(rng.integers(3))
+            cases.append({"input": tensor(x), "weight": tensor(w), "bias": tensor(b), "cfg": cfg,
+                          "c": c, "y": y, "x": xx})
+            refs.append((float(out[c, y, xx]), y - th // 2, xx - tw // 2, cfg))
+    results = js("conv2d", cases)
+    assert_ok(results)
+    for res, (ref, y0, x0, cfg) in zip(results, refs):
+        assert res["value"] == pytest.approx(ref, rel=1e-9, abs=1e-12), cfg
+        assert (res["window"]["y0"], res["window"]["x0"]) == (y0, x0)
+    # conv1d takes the same forms
+    x, w = rand32(rng, 1, 2, 9), rand32(rng, 2, 2, 4)
+    ref = F.conv1d(t64(x), t64(w), None, padding="same")[0]
+    got = js("conv1d", [{"input": tensor(x), "weight": tensor(w), "bias": None,
+                         "cfg": {"kernel_size": [4], "padding": "same"}, "c": 1, "x": 8}])
+    assert got[0]["value"] == pytest.approx(float(ref[1, 8]), rel=1e-9, abs=1e-12)
 
 
 def test_conv2d_errors_name_the_problem(js):
@@ -329,7 +380,10 @@ def pool_case(rng, kind):
            "dilation": [dh, dw], "ceil_mode": bool(rng.random() < 0.6),
            "count_include_pad": bool(rng.random() < 0.5),
            "divisor_override": int(rng.integers(1, 7)) if rng.random() < 0.15 else None}
-    return rand32(rng, 1, int(rng.integers(1, 4)), H, W), cfg
+    x = rand32(rng, 1, int(rng.integers(1, 4)), H, W)
+    if rng.random() < 0.3:  # many ties: the first maximum in row-major order must win
+        x = np.round(x).astype(np.float32)
+    return x, cfg
 
 
 def torch_pool(x, cfg, to):
@@ -407,6 +461,8 @@ def test_adaptive_pool2d_matches_torch(js, kind):
         H, W = int(rng.integers(1, 14)), int(rng.integers(1, 14))
         oh, ow = int(rng.integers(1, H + 3)), int(rng.integers(1, W + 3))
         x = rand32(rng, 1, 2, H, W)
+        if rng.random() < 0.3:  # ties
+            x = np.round(x).astype(np.float32)
         if kind == "max":
             o64, idx = F.adaptive_max_pool2d(t64(x), (oh, ow), return_indices=True)
             o32 = F.adaptive_max_pool2d(t32(x), (oh, ow))
@@ -451,7 +507,8 @@ def torch_activation(cfg, v):
     }[n]()
 
 
-ACTIVATIONS = [{"name": "relu"}, {"name": "leaky_relu"}, {"name": "leaky_relu", "negative_slope": 0.2},
+ACTIVATIONS = [{"name": "relu"}, {"name": "leaky_relu"},
+               {"name": "leaky_relu", "negative_slope": 0.2},
                {"name": "relu6"}, {"name": "sigmoid"}, {"name": "tanh"}, {"name": "gelu"},
                {"name": "gelu_tanh"}, {"name": "silu"}, {"name": "elu"},
                {"name": "elu", "alpha": 0.5}, {"name": "hardswish"}, {"name": "hardsigmoid"},
@@ -505,7 +562,8 @@ def test_batchnorm_matches_torch_eval(js):
     cases, refs = [], []
     for n in range(60):
         C = int(rng.integers(1, 6))
-        spatial = [(), (int(rng.integers(1, 9)),), (int(rng.integers(1, 7)), int(rng.integers(1, 7)))][n % 3]
+        spatial = [(), (int(rng.integers(1, 9)),),
+                   (int(rng.integers(1, 7)), int(rng.integers(1, 7)))][n % 3]
         x = rand32(rng, 1, C, *spatial, scale=3.0)
         running = n % 4 != 0 or not spatial  # batch statistics need more than one value
         mean = rand32(rng, C) if running else None
@@ -578,7 +636,8 @@ def test_groupnorm_matches_torch(js):
     for n in range(40):
         G = int(rng.integers(1, 5))
         C = G * int(rng.integers(1, 4))
-        spatial = [(int(rng.integers(2, 9)),), (int(rng.integers(1, 6)), int(rng.integers(2, 6)))][n % 2]
+        spatial = [(int(rng.integers(2, 9)),),
+                   (int(rng.integers(1, 6)), int(rng.integers(2, 6)))][n % 2]
         x = rand32(rng, 1, C, *spatial, scale=2.0)
         affine = n % 3 != 0
         w, b = (rand32(rng, C), rand32(rng, C)) if affine else (None, None)
@@ -597,7 +656,8 @@ def test_groupnorm_matches_torch(js):
     for res, (v64, v32, C, G, c) in zip(results, refs):
         close(res["value"], v64, v32, f"groupnorm C={C} G={G} c={c}")
         per = C // G
-        assert res["group"] == c // per and res["channels"] == [c // per * per, c // per * per + per - 1]
+        first = c // per * per
+        assert res["group"] == c // per and res["channels"] == [first, first + per - 1]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -685,3 +745,97 @@ def test_parse_cnv1_reads_a_blob_built_in_python(page):
         np.testing.assert_array_equal(np.array(r["data"], np.float64), a.ravel().astype(np.float64))
     assert "not a CNV1 blob" in res[6]["error"]
     assert "needs 420 data bytes" in res[7]["error"]
+
+
+# ----------------------------------------------------------------------------------------------
+# explainAt: one entry point from a meta.layers entry, its input and its parameters
+# ----------------------------------------------------------------------------------------------
+
+EXPLAIN_AT = """([cases]) => cases.map((c) => {
+  const T = (o) => o && {shape: o.shape, data: Float32Array.from(o.data)};
+  const params = {};
+  for (const k of Object.keys(c.params)) params[k] = T(c.params[k]);
+  try {
+    return ConvnetExplain.explainAt(c.layer, T(c.input), params, c.pos);
+  } catch (e) { return {error: String(e.message)}; }
+})"""
+
+
+def plain(a):
+    return {"shape": list(a.shape), "data": a.ravel().tolist()}
+
+
+def test_explain_at_dispatches_every_kind_like_the_model(page):
+    """Layers as GET /api/meta describes them (explain kind, config, output_shape without the
+    batch dim), positions given as {c, y, x}, {y, x} (2-d outputs) or {flat}."""
+    page.set_content("<html></html>")
+    page.add_script_tag(path=str(EXPLAIN_JS))
+    rng = np.random.default_rng(14)
+    x4, x3, tok = rand32(rng, 1, 4, 7, 6), rand32(rng, 1, 4, 11), rand32(rng, 1, 5, 8)
+    w4, b4 = rand32(rng, 6, 2, 3, 3), rand32(rng, 6)
+    w3 = rand32(rng, 3, 4, 3)
+    wl, bl = rand32(rng, 3, 8), rand32(rng, 3)
+    rm, rv = rand32(rng, 4), np.abs(rand32(rng, 4)) + 0.5
+    g, b = rand32(rng, 4), rand32(rng, 4)
+    conv = {"kernel_size": [3, 3], "stride": [2, 1], "padding": [1, 2], "dilation": [1, 2],
+            "groups": 2, "padding_mode": "zeros", "bias": True, "transposed": False}
+    layers = [  # (meta layer, input, params, torch output without batch dim)
+        ({"explain": "conv", "config": conv}, x4, {"weight": w4, "bias": b4},
+         F.conv2d(t64(x4), t64(w4), t64(b4), (2, 1), (1, 2), (1, 2), 2)[0]),
+        ({"explain": "conv", "config": {"kernel_size": [3], "stride": [2], "padding": [1],
+                                        "dilation": [1], "groups": 1, "padding_mode": "circular"}},
+         x3, {"weight": w3},
+         F.conv1d(F.pad(t64(x3), (1, 1), mode="circular"), t64(w3), None, 2)[0]),
+        ({"explain": "linear", "config": {"in_features": 8, "out_features": 3, "bias": True}},
+         tok, {"weight": wl, "bias": bl}, F.linear(t64(tok), t64(wl), t64(bl))[0]),
+        ({"explain": "pool", "config": {"kind": "max", "kernel_size": [3], "stride": [2],
+                                        "padding": [1], "dilation": [1], "ceil_mode": True}},
+         x3, {}, F.max_pool1d(t64(x3), 3, 2, 1, ceil_mode=True)[0]),
+        ({"explain": "pool", "config": {"kind": "avg", "kernel_size": [2, 2], "stride": [2, 2],
+                                        "padding": [1, 1], "dilation": [1, 1], "ceil_mode": True,
+                                        "count_include_pad": False, "divisor_override": None}},
+         x4, {}, F.avg_pool2d(t64(x4), 2, 2, 1, ceil_mode=True, count_include_pad=False)[0]),
+        ({"explain": "adaptive_pool", "config": {"kind": "avg", "output_size": [3, 4]}}, x4, {},
+         F.adaptive_avg_pool2d(t64(x4), (3, 4))[0]),
+        ({"explain": "adaptive_pool", "config": {"kind": "max", "output_size": [4]}}, x3, {},
+         F.adaptive_max_pool1d(t64(x3), 4)[0]),
+        ({"explain": "activation", "config": {"name": "gelu"}}, x4, {}, F.gelu(t64(x4))[0]),
+        ({"explain": "activation", "config": {"name": "leaky_relu", "negative_slope": 0.1}}, tok,
+         {}, F.leaky_relu(t64(tok), 0.1)[0]),
+        ({"explain": "identity", "config": {}}, x3, {}, t64(x3)[0]),
+        ({"explain": "batchnorm", "config": {"eps": 1e-5, "affine": True,
+                                             "track_running_stats": True}}, x4,
+         {"running_mean": rm, "running_var": rv, "weight": g, "bias": b},
+         F.batch_norm(t64(x4), t64(rm), t64(rv), t64(g), t64(b), False, eps=1e-5)[0]),
+        ({"explain": "batchnorm", "config": {"eps": 1e-3, "affine": False,
+                                             "track_running_stats": True}}, x3,
+         {"running_mean": rm, "running_var": rv},
+         F.batch_norm(t64(x3), t64(rm), t64(rv), None, None, False, eps=1e-3)[0]),
+        ({"explain": "groupnorm", "config": {"num_groups": 2, "num_channels": 4, "eps": 1e-5,
+                                             "affine": True}}, x4, {"weight": g, "bias": b},
+         F.group_norm(t64(x4), 2, t64(g), t64(b))[0]),
+        ({"explain": "layernorm", "config": {"normalized_shape": [8], "eps": 1e-6,
+                                             "elementwise_affine": False}}, tok, {},
+         F.layer_norm(t64(tok), [8], None, None, 1e-6)[0]),
+    ]
+    cases, refs = [], []
+    for layer, x, params, out in layers:
+        layer = dict(layer, name="l", output_shape=list(out.shape))
+        for n in range(4):
+            idx = tuple(int(rng.integers(s)) for s in out.shape)
+            if n == 0:
+                pos = {"flat": int(np.ravel_multi_index(idx, out.shape))}
+            else:
+                pos = dict(zip({3: "cyx", 2: "yx", 1: "x"}[out.dim()], idx))
+            cases.append({"layer": layer, "input": plain(x), "params":
+                          {k: plain(v) for k, v in params.items()}, "pos": pos})
+            refs.append((layer, idx, float(out[idx])))
+    cases.append({"layer": {"name": "up", "explain": None, "config": None, "output_shape": [2]},
+                  "input": plain(x3), "params": {}, "pos": {"x": 0}})
+    results = page.evaluate(EXPLAIN_AT, [cases])
+    for res, (layer, idx, ref) in zip(results, refs):
+        assert "error" not in res, (layer, res)
+        assert res["index"] == list(idx), layer
+        assert res["value"] == pytest.approx(ref, rel=1e-9, abs=1e-12), (layer, idx)
+        assert res["result"]["value"] == res["value"]
+    assert "nothing to explain" in results[-1]["error"]

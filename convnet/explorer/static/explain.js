@@ -85,9 +85,28 @@ var ConvnetExplain = (function () {
     }
   }
 
-  /** Output size of a conv along one axis: floor((n + 2p - d(k-1) - 1) / s) + 1. */
-  function convOutputSize(n, k, s, p, d) {
-    return Math.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1;
+  /** Output size of a conv along one axis: floor((n + 2p - d(k-1) - 1) / s) + 1 (pEnd: the
+   * padding after the input when it differs from p, as 'same' with an even kernel makes it). */
+  function convOutputSize(n, k, s, p, d, pEnd) {
+    if (pEnd === undefined) pEnd = p;
+    return Math.floor((n + p + pEnd - d * (k - 1) - 1) / s) + 1;
+  }
+
+  /** A conv's padding as [[top, bottom], [left, right]] from a number, [ph, pw],
+   * [[top, bottom], [left, right]], "valid" or "same" (torch: total d(k-1), before = total // 2,
+   * the odd extra one after). */
+  function convPadding(padding, k, d) {
+    if (padding === "valid") return [[0, 0], [0, 0]];
+    if (padding === "same") {
+      return [0, 1].map(function (a) {
+        var total = d[a] * (k[a] - 1), before = Math.floor(total / 2);
+        return [before, total - before];
+      });
+    }
+    return [0, 1].map(function (a) {
+      var v = pair(padding, 0)[a];
+      return typeof v === "number" ? [v, v] : [v[0], v[1]];
+    });
   }
 
   /** Output size of a pooling along one axis (torch): like a conv, rounded up with ceil_mode,
@@ -106,14 +125,18 @@ var ConvnetExplain = (function () {
   /**
    * conv2d(input (N,C,H,W), weight (O, C/groups, kh, kw), bias (O,)|null, cfg, c, y, x)
    *
-   *   out[c, y, x] = b[c] + sum_{ci in group(c)} sum_{ky, kx} w[c, ci - g0, ky, kx] * in[ci, iy, ix]
+   *   out[c, y, x] = b[c] + sum_{ci, ky, kx} w[c, ci - g0, ky, kx] * in[ci, iy, ix]
    *   iy = y*sh - ph + ky*dh,   ix = x*sw - pw + kx*dw
    *
-   * group(c) = the C/groups input channels of c's group (g = floor(c / (O/groups)), g0 = g*C/groups).
+   * ci runs over the C/groups input channels of c's group: g = floor(c / (O/groups)),
+   * g0 = g*C/groups, ci = g0 .. g0 + C/groups - 1.
    * A tap (iy, ix) outside the input reads the padding: 0 for "zeros", otherwise the value at
    * (srcY, srcX) given by reflect / replicate / circular (torch pads first, then convolves).
+   * cfg.padding: a number, [ph, pw], [[top, bottom], [left, right]], "valid" or "same" (torch's
+   * split: an even kernel pads one more after than before); ph, pw above are the before parts.
    * Returns {inChannels, taps: [{ci, ky, kx, iy, ix, inPadding, srcY, srcX, x, w, product}],
-   *          perChannel: [{ci, sum}], sum, bias, value, window: {y0, x0, y1, x1}, outShape: [O,OH,OW]}
+   *          perChannel: [{ci, sum}], sum, bias, hasBias, value, window: {y0, x0, y1, x1},
+   *          outShape: [O, OH, OW]}
    * (window: the dilated kernel's extent in input coordinates, inclusive, may pass the edges).
    */
   function conv2d(input, weight, bias, cfg, c, y, x) {
@@ -128,14 +151,16 @@ var ConvnetExplain = (function () {
     if (k[0] !== kh || k[1] !== kw) {
       fail(op, "config kernel_size " + shapeStr(k) + " does not match weight " + shapeStr(ws));
     }
-    var s = pair(cfg.stride, 1), p = pair(cfg.padding, 0), d = pair(cfg.dilation, 1);
+    var s = pair(cfg.stride, 1), d = pair(cfg.dilation, 1);
+    var pads = convPadding(cfg.padding, k, d), p = [pads[0][0], pads[1][0]];
     var groups = cfg.groups || 1, mode = cfg.padding_mode || "zeros";
     if (C !== Cg * groups) {
       fail(op, "input has " + C + " channels but weight " + shapeStr(ws) + " with groups=" +
         groups + " expects " + Cg * groups);
     }
     if (O % groups !== 0) fail(op, "out channels " + O + " not divisible by groups=" + groups);
-    var OH = convOutputSize(H, kh, s[0], p[0], d[0]), OW = convOutputSize(W, kw, s[1], p[1], d[1]);
+    var OH = convOutputSize(H, kh, s[0], p[0], d[0], pads[0][1]);
+    var OW = convOutputSize(W, kw, s[1], p[1], d[1], pads[1][1]);
     checkIndex(op, "c", c, O);
     checkIndex(op, "y", y, OH);
     checkIndex(op, "x", x, OW);
@@ -176,7 +201,8 @@ var ConvnetExplain = (function () {
   }
 
   /**
-   * conv1d(input (N,C,L), weight (O, C/groups, k), bias, cfg, c, i): conv2d on a height-1 input.
+   * conv1d(input (N,C,L), weight (O, C/groups, k), bias, cfg, c, i): conv2d on a height-1 input
+ * (cfg.padding: a number, [p], [[before, after]], "valid" or "same").
    *   out[c, i] = b[c] + sum_{ci, kk} w[c, ci - g0, kk] * in[ci, i*s - p + kk*d]
    * Returns {inChannels, taps: [{ci, k, pos, inPadding, src, x, w, product}], perChannel, sum,
    *          bias, value, window: {x0, x1}}.
@@ -191,8 +217,12 @@ var ConvnetExplain = (function () {
     var input2 = {shape: [input.shape[0], input.shape[1], 1, input.shape[2]], data: input.data};
     var ws = weight.shape;
     var weight2 = {shape: [ws[0], ws[1], 1, ws[2]], data: dataOf(weight)};
+    var pad = cfg.padding;
+    if (typeof pad !== "string") {
+      pad = pad === undefined || pad === null ? 0 : (typeof pad === "number" ? pad : pad[0]);
+    }
     var cfg2 = {kernel_size: [1, ws[2]], stride: [1, one(cfg.stride, 1)],
-      padding: [0, one(cfg.padding, 0)], dilation: [1, one(cfg.dilation, 1)],
+      padding: typeof pad === "string" ? pad : [0, pad], dilation: [1, one(cfg.dilation, 1)],
       groups: cfg.groups || 1, padding_mode: cfg.padding_mode || "zeros"};
     var r = conv2d(input2, weight2, bias, cfg2, c, 0, i);
     return {inChannels: r.inChannels, perChannel: r.perChannel, sum: r.sum, bias: r.bias,
@@ -672,8 +702,9 @@ var ConvnetExplain = (function () {
    */
   function softmax(logits) {
     var z = dataOf(logits);
-    if (logits && logits.shape) z = Array.prototype.slice.call(z, 0, logits.shape[logits.shape.length - 1]);
-    z = Array.prototype.slice.call(z);
+    // a tensor: its first row (n = 0) along the last dim
+    var len = logits && logits.shape ? logits.shape[logits.shape.length - 1] : z.length;
+    z = Array.prototype.slice.call(z, 0, len);
     if (!z.length) fail("softmax", "no logits");
     var m = -Infinity, i;
     for (i = 0; i < z.length; i++) if (z[i] > m) m = z[i];
@@ -724,7 +755,9 @@ var ConvnetExplain = (function () {
       json = String.fromCharCode.apply(null, bytes.subarray(8, 8 + hlen));
     }
     var header = JSON.parse(json);
-    if (header.dtype && header.dtype !== "float32") fail(op, "dtype " + header.dtype + " (float32 only)");
+    if (header.dtype && header.dtype !== "float32") {
+      fail(op, "dtype " + header.dtype + " (float32 only)");
+    }
     var shape = header.shape || [];
     var n = prod(shape), start = 8 + hlen;
     if (buf.byteLength - start < 4 * n) {
@@ -742,18 +775,143 @@ var ConvnetExplain = (function () {
     return {shape: shape, data: data, header: header};
   }
 
+  // ------------------------------------------------------------------------------------------
+  // one entry point for the UI: a layer of GET /api/meta + its input + its parameters
+  // ------------------------------------------------------------------------------------------
+
+  /** The last entry of a number or list (a 1-d layer's kernel_size: 3 or [3]). */
+  function last(v, dflt) {
+    if (v === undefined || v === null) return dflt;
+    return typeof v === "number" ? v : v[v.length - 1];
+  }
+
+  /** Flat C-order index of `index` in `shape`. */
+  function ravel(shape, index) {
+    var off = 0;
+    for (var i = 0; i < shape.length; i++) off = off * shape[i] + index[i];
+    return off;
+  }
+
+  /** Index list of flat C-order offset `flat` in `shape`. */
+  function unravel(shape, flat) {
+    var idx = new Array(shape.length);
+    for (var i = shape.length - 1; i >= 0; i--) {
+      idx[i] = flat % shape[i];
+      flat = Math.floor(flat / shape[i]);
+    }
+    return idx;
+  }
+
+  /** A 1-d (N, C, L) input seen as (N, C, 1, L), for the 1-d layers. */
+  function as2d(input) {
+    return {shape: [input.shape[0], input.shape[1], 1, input.shape[2]], data: input.data};
+  }
+
+  /**
+   * explainAt(layer, input, params, pos) -> {kind, index, flat, value, result}
+   *
+   * layer: an entry of meta.layers (uses .explain, .config, .output_shape); input: the layer's
+   * input tensor (batch dim first, e.g. parsed from its input_blob); params: {weight, bias,
+   * running_mean, running_var} tensors (missing ones null); pos: the output element, either
+   * {flat} (C-order index into the output without its batch dim) or {c, y, x} for a (C, H, W)
+   * output, {y, x} for a 2-d output (row = dim 0: a token or a 1-d layer's channel, col = dim 1),
+   * {x} for a 1-d output. `index` is the output index (no batch dim), `value` the explained
+   * value, `result` what the kind's own function returned (see each one above); identity
+   * layers give {x}, activations {x, value, formula, text}.
+   */
+  function explainAt(layer, input, params, pos) {
+    var op = "explainAt";
+    var kind = layer.explain, cfg = layer.config || {}, p = params || {};
+    var out = layer.output_shape;
+    if (!out) fail(op, "layer " + layer.name + " has no output_shape");
+    var idx;
+    if (pos.flat !== undefined && pos.flat !== null) {
+      checkIndex(op, "flat", pos.flat, prod(out));
+      idx = unravel(out, pos.flat);
+    } else if (out.length === 3) {
+      idx = [pos.c, pos.y, pos.x];
+    } else if (out.length === 2) {
+      idx = [pos.y, pos.x];
+    } else if (out.length === 1) {
+      idx = [pos.x];
+    } else {
+      fail(op, "give {flat} for an output of shape " + shapeStr(out));
+    }
+    for (var i = 0; i < out.length; i++) checkIndex(op, "index[" + i + "]", idx[i], out[i]);
+    var flat = ravel(out, idx), rank = input.shape.length, r;
+    switch (kind) {
+      case "conv":
+        if (rank === 4) r = conv2d(input, p.weight, p.bias, cfg, idx[0], idx[1], idx[2]);
+        else if (rank === 3) r = conv1d(input, p.weight, p.bias, cfg, idx[0], idx[1]);
+        else fail(op, "conv input of shape " + shapeStr(input.shape));
+        break;
+      case "linear":
+        r = linear(input, p.weight, p.bias, flat);
+        break;
+      case "pool":
+      case "adaptive_pool":
+        var fn = kind === "pool" ? pool2d : adaptivePool2d;
+        if (rank === 4) {
+          r = fn(input, cfg, idx[0], idx[1], idx[2]);
+        } else if (rank === 3) { // a 1-d pool: height 1
+          var c1 = {};
+          for (var key in cfg) c1[key] = cfg[key];
+          if (kind === "pool") {
+            c1.kernel_size = [1, last(cfg.kernel_size)];
+            c1.stride = [1, last(cfg.stride, last(cfg.kernel_size))];
+            c1.padding = [0, last(cfg.padding, 0)];
+            c1.dilation = [1, last(cfg.dilation, 1)];
+          } else {
+            c1.output_size = [1, last(cfg.output_size)];
+          }
+          r = fn(as2d(input), c1, idx[0], 0, idx[1]);
+        } else {
+          fail(op, kind + " input of shape " + shapeStr(input.shape));
+        }
+        break;
+      case "activation":
+      case "identity":
+        if (prod(input.shape.slice(1)) !== prod(out)) {
+          fail(op, kind + " input " + shapeStr(input.shape) + " and output " + shapeStr(out) +
+            " differ in size");
+        }
+        var xv = input.data[flat];
+        if (kind === "identity") {
+          r = {x: xv, value: xv};
+        } else {
+          r = activation(cfg, xv);
+          r.x = xv;
+        }
+        break;
+      case "batchnorm":
+      case "groupnorm":
+        var c = idx[0], y = rank === 4 ? idx[1] : 0;
+        var x = rank === 4 ? idx[2] : (rank === 3 ? idx[1] : 0);
+        r = kind === "batchnorm" ?
+          batchnorm(input, p.running_mean, p.running_var, p.weight, p.bias, cfg, c, y, x) :
+          groupnorm(input, p.weight, p.bias, cfg, c, y, x);
+        break;
+      case "layernorm":
+        r = layernorm(input, p.weight, p.bias, cfg, flat);
+        break;
+      default:
+        fail(op, "layer " + layer.name + " has nothing to explain (explain: " +
+          JSON.stringify(kind) + ")");
+    }
+    return {kind: kind, index: idx, flat: flat, value: r.value, result: r};
+  }
+
   /** Value of a tensor at a full index list (batch included). */
   function valueAt(t, index) {
-    var off = 0;
-    for (var i = 0; i < t.shape.length; i++) off = off * t.shape[i] + index[i];
-    return t.data[off];
+    return t.data[ravel(t.shape, index)];
   }
 
   return {
     conv2d: conv2d, conv1d: conv1d, linear: linear, pool2d: pool2d,
     adaptivePool2d: adaptivePool2d, activation: activation, batchnorm: batchnorm,
     layernorm: layernorm, groupnorm: groupnorm, softmax: softmax, receptiveBox: receptiveBox,
-    parseCNV1: parseCNV1, erf: erf, erfc: erfc, valueAt: valueAt,
+    parseCNV1: parseCNV1, explainAt: explainAt, erf: erf, erfc: erfc, valueAt: valueAt,
+    ravel: ravel, unravel: unravel,
     convOutputSize: convOutputSize, poolOutputSize: poolOutputSize, sourceIndex: sourceIndex
   };
 })();
