@@ -281,11 +281,11 @@ def test_conv2d_same_padding_with_even_kernels_pads_one_more_after(js):
     and the rest after, so the output keeps the input size and the last row/column exists."""
     rng = np.random.default_rng(15)
     cases, refs = [], []
-    for n in range(24):
+    for n in range(32):
         kh, kw = int(rng.integers(1, 5)), int(rng.integers(1, 5))
         dh, dw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
         H, W = int(rng.integers(4, 9)), int(rng.integers(4, 9))
-        mode = ["zeros", "reflect", "replicate", "circular"][n % 4]
+        mode = ["zeros", "reflect", "replicate", "circular"][n // 4 % 4]
         x, w, b = rand32(rng, 1, 2, H, W), rand32(rng, 3, 2, kh, kw), rand32(rng, 3)
         conv = torch.nn.Conv2d(2, 3, (kh, kw), padding="same", dilation=(dh, dw),
                                padding_mode=mode).double()
@@ -295,19 +295,36 @@ def test_conv2d_same_padding_with_even_kernels_pads_one_more_after(js):
             out = conv(t64(x))[0]
         assert out.shape[1:] == (H, W)
         th, tw = dh * (kh - 1), dw * (kw - 1)
-        padding = "same" if n % 2 else [[th // 2, th - th // 2], [tw // 2, tw - tw // 2]]
+        # every form a back end may send: the string, explicit pairs, before + padding_after,
+        # and the before part alone (stride 1: the extra last row/column is accepted)
+        before = [th // 2, tw // 2]
+        padding = ["same", [[th // 2, th - th // 2], [tw // 2, tw - tw // 2]], before,
+                   before][n % 4]
         cfg = {"kernel_size": [kh, kw], "stride": [1, 1], "padding": padding,
                "dilation": [dh, dw], "groups": 1, "padding_mode": mode}
+        if n % 4 == 2:
+            cfg["padding_after"] = [th - th // 2, tw - tw // 2]
         for (y, xx) in positions(rng, H, W):
             c = int(rng.integers(3))
             cases.append({"input": tensor(x), "weight": tensor(w), "bias": tensor(b), "cfg": cfg,
                           "c": c, "y": y, "x": xx})
-            refs.append((float(out[c, y, xx]), y - th // 2, xx - tw // 2, cfg))
+            refs.append((float(out[c, y, xx]), y - th // 2, xx - tw // 2, cfg, (H, W)))
     results = js("conv2d", cases)
     assert_ok(results)
-    for res, (ref, y0, x0, cfg) in zip(results, refs):
+    for res, (ref, y0, x0, cfg, hw) in zip(results, refs):
         assert res["value"] == pytest.approx(ref, rel=1e-9, abs=1e-12), cfg
         assert (res["window"]["y0"], res["window"]["x0"]) == (y0, x0)
+        if not isinstance(cfg["padding"][0], int) or "padding_after" in cfg:
+            assert tuple(res["outShape"][1:]) == hw, cfg
+    # an explicit symmetric padding that is not 'same' keeps its own output size and range
+    x, w = rand32(rng, 1, 1, 5, 5), rand32(rng, 1, 1, 2, 2)
+    cfg = {"kernel_size": [2, 2], "stride": [1, 1], "padding": [0, 0], "dilation": [1, 1],
+           "groups": 1, "padding_mode": "zeros"}
+    ok, = js("conv2d", [{"input": tensor(x), "weight": tensor(w), "bias": None, "cfg": cfg,
+                         "c": 0, "y": 3, "x": 3}])
+    assert ok["outShape"] == [1, 4, 4]
+    ref = F.conv2d(t64(x), t64(w))[0, 0, 3, 3]
+    assert ok["value"] == pytest.approx(float(ref), rel=1e-9)
     # conv1d takes the same forms
     x, w = rand32(rng, 1, 2, 9), rand32(rng, 2, 2, 4)
     ref = F.conv1d(t64(x), t64(w), None, padding="same")[0]
@@ -799,6 +816,9 @@ def test_explain_at_dispatches_every_kind_like_the_model(page):
          F.adaptive_avg_pool2d(t64(x4), (3, 4))[0]),
         ({"explain": "adaptive_pool", "config": {"kind": "max", "output_size": [4]}}, x3, {},
          F.adaptive_max_pool1d(t64(x3), 4)[0]),
+        ({"explain": "adaptive_pool", "config": {"kind": "max", "output_size": [1, 1],
+                                                 "flat": True}}, x4, {},  # global, flattened
+         F.adaptive_max_pool2d(t64(x4), 1).flatten(1)[0]),
         ({"explain": "activation", "config": {"name": "gelu"}}, x4, {}, F.gelu(t64(x4))[0]),
         ({"explain": "activation", "config": {"name": "leaky_relu", "negative_slope": 0.1}}, tok,
          {}, F.leaky_relu(t64(tok), 0.1)[0]),

@@ -134,6 +134,9 @@ var ConvnetExplain = (function () {
    * (srcY, srcX) given by reflect / replicate / circular (torch pads first, then convolves).
    * cfg.padding: a number, [ph, pw], [[top, bottom], [left, right]], "valid" or "same" (torch's
    * split: an even kernel pads one more after than before); ph, pw above are the before parts.
+   * Optional cfg.padding_after: [bottom, right] when they differ from [ph, pw]. Without it, a
+   * [ph, pw] equal to the before part of 'same' (stride 1, odd d(k-1)) also accepts the one
+   * extra output row/column 'same' has (outShape still follows the symmetric formula).
    * Returns {inChannels, taps: [{ci, ky, kx, iy, ix, inPadding, srcY, srcX, x, w, product}],
    *          perChannel: [{ci, sum}], sum, bias, hasBias, value, window: {y0, x0, y1, x1},
    *          outShape: [O, OH, OW]}
@@ -153,6 +156,11 @@ var ConvnetExplain = (function () {
     }
     var s = pair(cfg.stride, 1), d = pair(cfg.dilation, 1);
     var pads = convPadding(cfg.padding, k, d), p = [pads[0][0], pads[1][0]];
+    if (cfg.padding_after !== undefined && cfg.padding_after !== null) {
+      var after = pair(cfg.padding_after);
+      pads[0][1] = after[0];
+      pads[1][1] = after[1];
+    }
     var groups = cfg.groups || 1, mode = cfg.padding_mode || "zeros";
     if (C !== Cg * groups) {
       fail(op, "input has " + C + " channels but weight " + shapeStr(ws) + " with groups=" +
@@ -161,9 +169,16 @@ var ConvnetExplain = (function () {
     if (O % groups !== 0) fail(op, "out channels " + O + " not divisible by groups=" + groups);
     var OH = convOutputSize(H, kh, s[0], p[0], d[0], pads[0][1]);
     var OW = convOutputSize(W, kw, s[1], p[1], d[1], pads[1][1]);
+    // 'same' with an even dilated extent d(k-1) pads one more after than before; a config that
+    // gives only the before part as [ph, pw] makes the formula one row/column short: accept it
+    var sameLike = function (a) {
+      var total = d[a] * (k[a] - 1);
+      return typeof cfg.padding !== "string" && !cfg.padding_after && s[a] === 1 &&
+        total % 2 === 1 && pads[a][0] === Math.floor(total / 2) && pads[a][1] === pads[a][0];
+    };
     checkIndex(op, "c", c, O);
-    checkIndex(op, "y", y, OH);
-    checkIndex(op, "x", x, OW);
+    checkIndex(op, "y", y, OH + (sameLike(0) ? 1 : 0));
+    checkIndex(op, "x", x, OW + (sameLike(1) ? 1 : 0));
     var bd = dataOf(bias);
     var g = Math.floor(c / (O / groups)), c0 = g * Cg;
     var y0 = y * s[0] - p[0], x0 = x * s[1] - p[1];
@@ -202,7 +217,7 @@ var ConvnetExplain = (function () {
 
   /**
    * conv1d(input (N,C,L), weight (O, C/groups, k), bias, cfg, c, i): conv2d on a height-1 input
- * (cfg.padding: a number, [p], [[before, after]], "valid" or "same").
+   * (cfg.padding: a number, [p], [[before, after]], "valid" or "same").
    *   out[c, i] = b[c] + sum_{ci, kk} w[c, ci - g0, kk] * in[ci, i*s - p + kk*d]
    * Returns {inChannels, taps: [{ci, k, pos, inPadding, src, x, w, product}], perChannel, sum,
    *          bias, value, window: {x0, x1}}.
@@ -306,6 +321,8 @@ var ConvnetExplain = (function () {
     // torch's avg_pool2d has no dilation
     var d = kind === "avg" ? [1, 1] : pair(cfg.dilation, 1);
     var ceil = !!cfg.ceil_mode;
+    if (y === undefined || y === null) y = 0; // a flattened (C,) output: 1x1 per channel
+    if (x === undefined || x === null) x = 0;
     var OH = poolOutputSize(H, k[0], s[0], p[0], d[0], ceil);
     var OW = poolOutputSize(W, k[1], s[1], p[1], d[1], ceil);
     checkIndex(op, "c", c, C);
@@ -371,6 +388,8 @@ var ConvnetExplain = (function () {
     var os = pair(cfg.output_size);
     var OH = os[0] === null || os[0] === undefined ? H : os[0];
     var OW = os[1] === null || os[1] === undefined ? W : os[1];
+    if (y === undefined || y === null) y = 0; // a flattened (C,) output (global pooling)
+    if (x === undefined || x === null) x = 0;
     checkIndex(op, "c", c, C);
     checkIndex(op, "y", y, OH);
     checkIndex(op, "x", x, OW);
@@ -851,8 +870,9 @@ var ConvnetExplain = (function () {
       case "pool":
       case "adaptive_pool":
         var fn = kind === "pool" ? pool2d : adaptivePool2d;
-        if (rank === 4) {
-          r = fn(input, cfg, idx[0], idx[1], idx[2]);
+        if (rank === 4) { // a (C,) output: global pooling flattened, one value per channel
+          r = idx.length === 1 ? fn(input, cfg, idx[0], 0, 0) :
+            fn(input, cfg, idx[0], idx[1], idx[2]);
         } else if (rank === 3) { // a 1-d pool: height 1
           var c1 = {};
           for (var key in cfg) c1[key] = cfg[key];
