@@ -26,6 +26,7 @@ SUBCOMMANDS = [
     "convnet.cli.summary_cmd",
     "convnet.cli.explain_cmd",
     "convnet.cli.filter_cmd",
+    "convnet.cli.explore_cmd",
     "convnet.cli.info_cmd",
 ]
 
@@ -53,6 +54,7 @@ EXAMPLES = {
                 "convnet explain runs/digits digit.png --method saliency --out saliency.png"],
     "filter": ["convnet filter digit.png --kernel sobel --out edges.png",
                "convnet filter digit.png --kernel list"],
+    "explore": ["convnet explore runs/digits --export explorer-site   # a static site, no server"],
     "info": ["convnet info", "convnet info --json"],
 }
 
