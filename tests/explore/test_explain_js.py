@@ -812,6 +812,9 @@ def test_explain_at_dispatches_every_kind_like_the_model(page):
                                         "padding": [1, 1], "dilation": [1, 1], "ceil_mode": True,
                                         "count_include_pad": False, "divisor_override": None}},
          x4, {}, F.avg_pool2d(t64(x4), 2, 2, 1, ceil_mode=True, count_include_pad=False)[0]),
+        ({"explain": "pool", "config": {"kind": "avg", "kernel_size": [3, 3], "stride": None,
+                                        "padding": [1, 1], "count_include_pad": None}},
+         x4, {}, F.avg_pool2d(t64(x4), 3, None, 1)[0]),  # torch's defaults for the nulls
         ({"explain": "adaptive_pool", "config": {"kind": "avg", "output_size": [3, 4]}}, x4, {},
          F.adaptive_avg_pool2d(t64(x4), (3, 4))[0]),
         ({"explain": "adaptive_pool", "config": {"kind": "max", "output_size": [4]}}, x3, {},

@@ -361,7 +361,8 @@ var ConvnetExplain = (function () {
     var divisor;
     if (cfg.divisor_override) {
       divisor = cfg.divisor_override;
-    } else if (cfg.count_include_pad === undefined || cfg.count_include_pad) {
+    } else if (cfg.count_include_pad === undefined || cfg.count_include_pad === null ||
+               cfg.count_include_pad) { // torch's default: true
       var hh = Math.min(y0 + k[0], H + p[0]) - y0, ww = Math.min(x0 + k[1], W + p[1]) - x0;
       divisor = hh * ww;
     } else {
