@@ -349,6 +349,9 @@ def test_conv2d_errors_name_the_problem(js):
     assert "conv2d" in res[0]["error"] and "3 channels" in res[0]["error"]
     assert "y=3" in res[1]["error"] and "[0, 3)" in res[1]["error"]
     assert res[2]["value"] == 0 and res[2]["hasBias"] is False
+    (missing,) = js("conv2d", [{"input": tensor(x), "weight": None, "bias": None, "cfg": cfg,
+                                "c": 0, "y": 0, "x": 0}])
+    assert "conv2d" in missing["error"] and "weight" in missing["error"]
 
 
 # ----------------------------------------------------------------------------------------------

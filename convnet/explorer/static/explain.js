@@ -147,6 +147,7 @@ var ConvnetExplain = (function () {
     checkInput(op, input, [4]);
     cfg = cfg || {};
     var C = input.shape[1], H = input.shape[2], W = input.shape[3];
+    if (!weight || !weight.shape) fail(op, "the weight tensor {shape, data} is missing");
     var ws = weight.shape, wd = dataOf(weight);
     if (ws.length !== 4) fail(op, "weight must be (out, in/groups, kh, kw), got " + shapeStr(ws));
     var O = ws[0], Cg = ws[1], kh = ws[2], kw = ws[3];
@@ -269,6 +270,7 @@ var ConvnetExplain = (function () {
         (input && input.shape ? shapeStr(input.shape) : String(input)));
     }
     var fin = input.shape[input.shape.length - 1];
+    if (!weight || !weight.shape) fail(op, "the weight tensor {shape, data} is missing");
     var ws = weight.shape, wd = dataOf(weight);
     if (ws.length !== 2 || ws[1] !== fin) {
       fail(op, "weight " + shapeStr(ws) + " does not fit input " + shapeStr(input.shape) +
