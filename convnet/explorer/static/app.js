@@ -179,10 +179,11 @@ var ConvnetExplorer = (function () {
     });
   }
 
-  /** A CNV1 tensor {shape, data: Float32Array}; cached, blobs are content-addressed. */
+  /** A CNV1 tensor {shape, data: Float32Array}; cached, blobs are content-addressed. A bare
+   * sha (no slash) names /api/blob/<sha>.bin. */
   var tensorCache = new Map();
   function getTensor(path) {
-    path = toPath(path);
+    path = /^[0-9a-f]+$/i.test(path) ? "/api/blob/" + path + ".bin" : toPath(path);
     if (!tensorCache.has(path)) {
       var p = getRaw(path).then(function (r) { return ConvnetExplain.parseCNV1(r.buffer); });
       p.catch(function () { tensorCache.delete(path); });
@@ -632,13 +633,14 @@ var ConvnetExplorer = (function () {
       });
     }, {rootMargin: "300px 0px"}) : {observe: function () {}};
 
-  /** Display size of a map: integer upscaling of small maps (crisp), downscaling of big ones. */
-  function displayScale(layout) {
+  /** Display size of a map: integer upscaling of small maps (crisp), downscaling of big ones,
+   * never wider than the column (`avail` px). */
+  function displayScale(layout, avail) {
     var h = layout.tile_h, w = layout.tile_w;
-    if (layout.mode === "tokens") return Math.min(3, 480 / w, 240 / h);
-    if (layout.mode === "vector") return Math.max(1, Math.min(16, 320 / w, 120 / h));
+    if (layout.mode === "tokens") return Math.min(3, avail / w, 240 / h);
+    if (layout.mode === "vector") return Math.max(1, Math.min(16, avail / w, 120 / h));
     var s = 64 / Math.max(h, w);
-    return s >= 1 ? Math.min(24, Math.floor(s)) : s;
+    return Math.min(s >= 1 ? Math.min(24, Math.floor(s)) : s, avail / w);
   }
 
   /** Create the channel canvases of a strip for the current layout (kept across inputs). */
@@ -646,7 +648,7 @@ var ConvnetExplorer = (function () {
     var layout = fl.layout, id = +s.dataset.layerId;
     var n = layout.mode === "channels" ? layout.channels : 1;
     var shown = showAll ? n : Math.min(n, MAX_CHANNELS);
-    var k = displayScale(layout);
+    var k = displayScale(layout, Math.max(120, (s.clientWidth || 400) - 4));
     clear(s);
     for (var c = 0; c < shown; c++) {
       var cv = el("canvas", {class: "chan", width: layout.tile_w, height: layout.tile_h,
@@ -658,6 +660,12 @@ var ConvnetExplorer = (function () {
       s.appendChild(el("div", {class: "chan-wrap"}, cv,
         n > 1 && layout.tile_h * k >= 24 ? el("span", {class: "cidx", text: c}) : null));
     }
+    if (layout.mode === "tokens") {
+      s.appendChild(el("div", {class: "maps-label", text: "rows: " + layout.tile_h + " tokens, columns: " +
+        layout.tile_w + " features"}));
+    } else if (layout.mode === "vector") {
+      s.appendChild(el("div", {class: "maps-label", text: "a vector, " + layout.tile_w + " values per row"}));
+    }
     if (shown < n) {
       s.appendChild(el("button", {type: "button", class: "more", text: "show all " + n + " channels",
         onclick: guarded(function () {
@@ -667,6 +675,15 @@ var ConvnetExplorer = (function () {
         })}));
     }
     s.dataset.built = JSON.stringify(layout) + (showAll ? "+all" : "");
+  }
+
+  /** Every layer's canvases exist as soon as the layout is known (the pixels come later), so
+   * any channel can be found, scrolled to and clicked. */
+  function ensureBuilt(s) {
+    var fl = state.fwdLayers.get(+s.dataset.layerId);
+    if (!fl || !fl.layout) return;
+    var showAll = s.dataset.showAll === "1";
+    if (s.dataset.built !== JSON.stringify(fl.layout) + (showAll ? "+all" : "")) buildCanvases(s, fl, showAll);
   }
 
   /** Draw a strip's canvases from the layer's sprite for the current input (once per input). */
@@ -682,10 +699,7 @@ var ConvnetExplorer = (function () {
     }
     var key = state.inputId;
     if (s.dataset.drawn === key || s.dataset.loading === key) return s._loading || Promise.resolve();
-    var showAll = s.dataset.showAll === "1";
-    if (s.dataset.built !== JSON.stringify(fl.layout) + (showAll ? "+all" : "")) {
-      buildCanvases(s, fl, showAll);
-    }
+    ensureBuilt(s);
     s.dataset.loading = key;
     s._loading = loadImage("/api/maps/" + key + "/" + id + ".png").then(function (sprite) {
       if (token !== state.loadToken) return;
@@ -710,6 +724,7 @@ var ConvnetExplorer = (function () {
   /** After an input change: redraw the strips on screen now (the others when scrolled to). */
   function refreshMaps(token) {
     var vh = window.innerHeight;
+    state.strips.forEach(ensureBuilt);
     var jobs = state.strips.filter(function (s) {
       var r = s.getBoundingClientRect();
       return state.visible.has(s) || (r.bottom >= -300 && r.top <= vh + 300);

@@ -229,8 +229,8 @@
 
   /** rows × cols cells; cell(r, c) -> {v, scale, cls, title, text} or null (an empty cell). */
   function grid(rows, cols, cell, caption, id) {
-    var size = Math.max(14, Math.min(36, Math.floor(150 / Math.max(rows, cols))));
-    var showText = size >= 26;
+    var size = Math.max(14, Math.min(36, Math.floor(132 / Math.max(rows, cols))));
+    var showText = size >= 24;   // below that a number does not fit: the cell's title has it
     var t = el("table", {class: "grid", id: id});
     for (var r = 0; r < rows; r++) {
       var tr = el("tr");
@@ -287,6 +287,11 @@
       markPrev(layer, pageCi, r.window, H, W);
 
 
+      if (layer.input_from === null) {
+        body.appendChild(el("p", {class: "caption", text: "This layer's input was made by an operation that " +
+          "is not a module (a concatenation, an addition, a reshape…): its " + ctx.input.shape[1] +
+          " channels are paged below like any other."}));
+      }
       // the input-channel pager with each channel's partial sum
       if (r.inChannels.length > 1) body.appendChild(channelPager(r, ctx));
 
@@ -337,8 +342,10 @@
     r.perChannel.slice(0, 256).forEach(function (q) {
       var b = el("button", {type: "button", class: q.ci === pageCi ? "on" : "",
         title: "input channel " + q.ci + ": Σ = " + q.sum, text: q.ci + ": " + short(q.sum), onclick: go(q.ci)});
-      b.style.background = q.ci === pageCi ? "" : App.colourCSS(q.sum, scale);
-      b.style.color = App.inkFor(q.sum, scale);
+      if (q.ci !== pageCi) {  // the chosen one keeps the "on" style
+        b.style.background = App.colourCSS(q.sum, scale);
+        b.style.color = App.inkFor(q.sum, scale);
+      }
       parts.appendChild(b);
     });
     return el("div", null, el("h3", {text: "one partial sum per input channel (" + r.inChannels.length +
@@ -483,9 +490,21 @@
     body.appendChild(el("div", {class: "equation"}, el("div", {class: "mono", text: r.formula}),
       el("div", {text: "before: x = " + fmt(v)}), el("div", {text: "after: " + r.text})));
     body.appendChild(compare(r.value, ctx.model, "computed here: " + r.name + "(x)"));
+    addSource(ctx, v, "its input x", body);
     body.appendChild(el("p", {class: "caption", text: "An activation acts on each number alone: " +
       "same position, same channel, no window, no weights." +
       (r.name === "relu" ? " ReLU keeps positives and turns every negative (blue) into 0 (white)." : "")}));
+  }
+
+  /** Append where a functional-op input came from (input_from null: e.g. a residual add). */
+  function addSource(ctx, v, name, body) {
+    var layer = ctx.layer;
+    if (layer.input_from !== null || layer.parent_id === null || layer.parent_id === undefined) return;
+    decompose(layer.parent_id, layer.id, ctx.pos.flat, v, ctx.input.data.length).then(function (terms) {
+      if (ctx.token !== openToken) return;
+      var line = sourceLine(terms, v, name);
+      if (line) body.insertBefore(line, body.querySelector(".compare").nextSibling);
+    }).catch(App.showError);
   }
 
   function renderBatchnorm(ctx) {
@@ -523,6 +542,7 @@
         el("div", {text: "normalized = " + fmt(r.normalized) + "; · γ " + fmt(r.gamma) + " + β " + fmt(r.beta) +
           " = " + fmt(r.value)})));
       body.appendChild(compare(r.value, ctx.model, "computed here: layer norm"));
+      addSource(ctx, r.x, "its input x", body);
       body.appendChild(el("p", {class: "caption", text: "LayerNorm computes its statistics from this one " +
         (ctx.pos.mode === "tokens" ? "token" : "sample") + " (no running averages), then applies a learned scale and shift."}));
     });
@@ -608,7 +628,7 @@
 
   function renderOther(ctx) {
     var body = App.clear(ctx.body), layer = ctx.layer;
-    if (ctx.pos.mode === "channels") body.appendChild(inputPicture(ctx, rfCaption(layer)));
+    if (ctx.pos.mode === "channels") body.appendChild(el("div", {class: "ex-pics"}, inputPicture(ctx, rfCaption(layer))));
     var text = !layer.leaf ? layer.name + " is a container: its output is computed by the layers inside it " +
       "(listed above its output in the column; click those to see each step)." +
       (/Block|Bottleneck/.test(layer.kind) ? " In a residual block the last step adds the block's input " +
@@ -622,6 +642,76 @@
         el("div", {id: "explain-activation", class: "v", dataset: {value: ctx.model === null ? "" : String(ctx.model)},
           text: fmt(ctx.model)})));
     body.appendChild(box);
+    if (!layer.leaf && ctx.model !== null && ctx.out) {
+      return decompose(layer.id, Infinity, ctx.pos.flat, ctx.model, ctx.out.data.length).then(function (terms) {
+        if (ctx.token !== openToken) return;
+        var line = sourceLine(terms, ctx.model, "this output");
+        if (!line) return;
+        body.appendChild(line);
+        // the container's value, rebuilt from its parts
+        var sum = terms.reduce(function (a, t) { return a + t.v; }, 0), node = App.$("#explain-sum");
+        node.dataset.value = String(sum);
+        node.textContent = fmt(sum);
+      });
+    }
+    return null;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Values made by no module (a residual add): which earlier outputs of the same block sum to it
+  // ------------------------------------------------------------------------------------------
+
+  /** Candidate tensors inside container `parentId` made before layer `beforeId`: each child's
+   * output, the input of a child fed by a functional op, and the container's own input. */
+  function candidates(parentId, beforeId, numel) {
+    var st = App.state, out = [];
+    var parent = st.byId.get(parentId), pf = st.fwdLayers.get(parentId);
+    if (!parent || !pf) return out;
+    if (pf.input_blob) out.push({blob: pf.input_blob, label: "the input of " + parent.name + " (the shortcut)"});
+    App.state.meta.layers.forEach(function (l) {
+      if (l.parent_id !== parentId || l.id >= beforeId) return;
+      var f = st.fwdLayers.get(l.id);
+      if (!f) return;
+      if (f.output_blob) out.push({blob: f.output_blob, label: "the output of " + l.name});
+      if (l.input_from === null && f.input_blob) out.push({blob: f.input_blob, label: "the input of " + l.name});
+    });
+    return out;
+  }
+
+  /** -> Promise of [a, b] (each {label, v}) with a.v + b.v = value at `flat`, or one equal
+   * term [a], or null. Values are float32 sums: compared with a relative tolerance. */
+  function decompose(parentId, beforeId, flat, value, numel) {
+    var cands = candidates(parentId, beforeId, numel);
+    return Promise.all(cands.map(function (c) {
+      return App.getTensor(c.blob).then(function (t) {
+        return t.data.length === numel ? {label: c.label, v: t.data[flat]} : null;
+      }, function () { return null; });
+    })).then(function (vals) {
+      vals = vals.filter(function (v) { return v !== null; });
+      var tol = 1e-5 * Math.max(1, Math.abs(value));
+      // a later candidate first: the most recent step is the most telling
+      for (var i = vals.length - 1; i >= 0; i--) if (Math.abs(vals[i].v - value) <= tol && vals[i].v !== 0) return [vals[i]];
+      for (i = 0; i < vals.length; i++) {
+        for (var j = i + 1; j < vals.length; j++) {
+          if (vals[i].label === vals[j].label) continue;
+          if (Math.abs(vals[i].v + vals[j].v - value) <= tol) return [vals[j], vals[i]];
+        }
+      }
+      return null;
+    });
+  }
+
+  /** A line saying where a value came from, or nothing when no decomposition is found. */
+  function sourceLine(terms, value, name) {
+    if (!terms) return null;
+    if (terms.length === 1) {
+      return el("div", {class: "note"}, el("b", {text: "Where it comes from: "}), name + " = " + fmt(value) +
+        " is " + terms[0].label + ".");
+    }
+    return el("div", {class: "note", id: "explain-add"}, el("b", {text: "A residual connection: "}),
+      name + " = " + fmt(terms[0].v) + " (" + terms[0].label + ") + " + fmt(terms[1].v) + " (" + terms[1].label +
+      ") = " + fmt(value) + ". The block adds a copy of earlier values to what its layers computed, so " +
+      "information (and gradients) can skip the layers.");
   }
 
   var RENDER = {

@@ -70,7 +70,8 @@
     return App.getJSON("/api/filters/" + id + ".json").then(function (info) {
       return App.setImage($("#filters-img"), "/api/filters/" + id + ".png").then(function (img) {
         // enlarge small kernels so a learner can see them (pixelated, never smoothed)
-        var zoom = Math.max(1, Math.min(16, Math.floor(360 / (img.naturalWidth || 1))));
+        var zoom = Math.max(1, Math.min(16, Math.floor(360 / (img.naturalWidth || 1)),
+          Math.floor(420 / (img.naturalHeight || 1))));
         img.style.width = (img.naturalWidth * zoom) + "px";
         img.dataset.layerId = id;
         $("#filters-note").textContent = info.rgb ?
