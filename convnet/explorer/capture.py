@@ -289,6 +289,7 @@ def layer_table(model, input_shape: tuple, dtype=np.float32):
 
     macs = {}
     layers = []
+    first_of: dict[int, int] = {}  # id(output tensor) -> the first layer that returned it
     for c in calls:
         out = c.out_tensor
         shape = tuple(int(s) for s in out.shape[1:]) if out is not None else None
@@ -304,7 +305,15 @@ def layer_table(model, input_shape: tuple, dtype=np.float32):
                        "leaf": c.leaf, "parent_id": c.parent, "input_from": c.input_from,
                        "output_shape": list(shape) if shape is not None else None,
                        "params": 0, "macs": 0, "rf": _rf(f), "config": cfg,
-                       "explain": explain, "param_names": param_names(c.module)})
+                       "explain": explain, "param_names": param_names(c.module),
+                       "same_output_as": None})
+    # a container hands back its last child's tensor, an Identity its input: say so (the
+    # later layer's maps equal the earlier one's)
+    for c in calls:
+        if c.out_tensor is not None:
+            k = first_of.setdefault(id(c.out_tensor), c.index)
+            if k != c.index:
+                layers[c.index]["same_output_as"] = k
     # containers sum their descendants' leaf calls (parameters counted once per module)
     for c in reversed(calls):
         desc, todo = [], [c.index]

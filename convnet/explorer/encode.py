@@ -48,15 +48,15 @@ def jet_rgb(values: np.ndarray) -> np.ndarray:
     return (np.concatenate([r, g, b], axis=-1) * 255 + 0.5).astype(np.uint8)
 
 
-def png_bytes(pixels: np.ndarray) -> bytes:
-    """``(H, W)`` grey or ``(H, W, 3)`` RGB uint8 -> PNG bytes (fast compression: the maps are
-    made per request)."""
+def png_bytes(pixels: np.ndarray, level: int = 1) -> bytes:
+    """``(H, W)`` grey or ``(H, W, 3)`` RGB uint8 -> PNG bytes (zlib ``level``: fast by default,
+    the maps are made per request; the static export packs harder)."""
     from PIL import Image
 
     a = np.ascontiguousarray(pixels, dtype=np.uint8)
     im = Image.fromarray(a, "L" if a.ndim == 2 else "RGB")
     buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=1)
+    im.save(buf, format="PNG", compress_level=level)
     return buf.getvalue()
 
 
@@ -84,7 +84,7 @@ def layout_for(shape: tuple) -> dict:
             "cols": 1, "rows": 1}
 
 
-def sprite_png(values: np.ndarray, layout: dict, scale: float) -> bytes:
+def sprite_png(values: np.ndarray, layout: dict, scale: float, level: int = 1) -> bytes:
     """The RGB PNG sprite of one layer output (no batch dim) tiled as ``layout`` says."""
     th, tw, cols, rows = layout["tile_h"], layout["tile_w"], layout["cols"], layout["rows"]
     if layout["mode"] == "channels":
@@ -100,7 +100,7 @@ def sprite_png(values: np.ndarray, layout: dict, scale: float) -> bytes:
         v = values.reshape(-1)
         flat[:v.size] = v
         plane = flat.reshape(th, tw)
-    return png_bytes(diverging_rgb(plane, scale))
+    return png_bytes(diverging_rgb(plane, scale), level)
 
 
 def blob_parts(array: np.ndarray) -> tuple[bytes, np.ndarray]:

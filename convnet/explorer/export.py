@@ -124,8 +124,8 @@ def _size(n: int) -> str:
 
 
 def write_site(session: Session, out_dir, inputs: int = 4, log=print) -> dict:
-    """Pre-compute every answer the UI can ask for about ``inputs`` test images (and their
-    one-pixel shifts) and write the static site to ``out_dir``. Returns ``{"dir", "inputs",
+    """Pre-compute every answer the UI can ask for about ``inputs`` test images (and, without
+    their tensors' blobs, their one-pixel shifts) and write the static site to ``out_dir``. Returns ``{"dir", "inputs",
     "files", "bytes"}``; prints what it wrote (``log=None``: silent)."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -159,14 +159,14 @@ def write_site(session: Session, out_dir, inputs: int = 4, log=print) -> dict:
             site.get(f"/api/filters/{lay['id']}.png")
             site.get(f"/api/filters/{lay['id']}.json")
 
-    def one_input(iid: str) -> dict:
+    def one_input(iid: str, blobs: bool = True) -> dict:
         site.get(f"/api/input/{iid}.png")
         fwd = site.json(f"/api/forward/{iid}")
         if fwd is None:  # already written
             fwd = session.forward(iid)
-        blobs = [fwd["output_blob"]] + [b for r in fwd["layers"]
-                                        for b in (r["input_blob"], r["output_blob"])]
-        for b in blobs:
+        shas = [fwd["output_blob"]] + [b for r in fwd["layers"]
+                                       for b in (r["input_blob"], r["output_blob"])]
+        for b in shas if blobs else ():
             if b:
                 site.get(f"/api/blob/{b}.bin")
         for r in fwd["layers"]:
@@ -179,7 +179,7 @@ def write_site(session: Session, out_dir, inputs: int = 4, log=print) -> dict:
     for iid in ids:
         fwd = one_input(iid)
         for dx, dy in SHIFTS:
-            one_input(shift_id(iid, dx, dy))
+            one_input(shift_id(iid, dx, dy), blobs=False)  # maps only: blobs are the bulk
             site.get(f"/api/invariance/{iid}?dx={dx}&dy={dy}")
         # Grad-CAM: every usable layer x the input's most likely classes, one backward each
         pred = fwd.get("prediction") or {}

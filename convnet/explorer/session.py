@@ -370,7 +370,7 @@ class Session:
             row = e.answer["layers"][lay["id"]]
             if out is None or row["layout"] is None:
                 raise ApiError(404, f"layer {lay['name']} has no tensor output")
-            png = encode.sprite_png(out[0], row["layout"], row["scale"])
+            png = encode.sprite_png(out[0], row["layout"], row["scale"], 6 if self.static else 1)
             e.maps[lay["id"]] = png
         return png
 
@@ -394,13 +394,23 @@ class Session:
 
     # ---------------------------------------------------------------------- Grad-CAM
     def gradcam_layers(self) -> dict:
-        ids = [lay["id"] for lay in self.layers
-               if lay["rf"] is not None and lay["output_shape"] is not None
-               and len(lay["output_shape"]) == 3]
-        big = [i for i in ids if self.layers[i]["output_shape"][1] * self.layers[i][
-            "output_shape"][2] > 1]
-        conv = [i for i in big if self.layers[i]["explain"] == "conv"]
-        default = conv[-1] if conv else (big[-1] if big else (ids[-1] if ids else None))
+        """Layers Grad-CAM can use: spatial outputs larger than 1x1, each tensor once (a
+        container and its last child return the same one: the first, the container, is kept).
+        The static export keeps the top two levels (depth <= 1) and the default."""
+        ids = []
+        for lay in self.layers:
+            shape = lay["output_shape"]
+            if lay["rf"] is None or shape is None or len(shape) != 3 or shape[1] * shape[2] < 2:
+                continue
+            if lay.get("same_output_as") is not None:
+                first = self.layers[lay["same_output_as"]]
+                if first["id"] in ids:
+                    continue
+            ids.append(lay["id"])
+        conv = [i for i in ids if self.layers[i]["explain"] == "conv"]
+        default = conv[-1] if conv else (ids[-1] if ids else None)
+        if self.static:
+            ids = [i for i in ids if self.layers[i]["depth"] <= 1 or i == default]
         return {"layers": ids, "default": default}
 
     def gradcam(self, input_id: str, layer_id, cls) -> np.ndarray:
@@ -487,9 +497,9 @@ class Session:
         blend = 0.5 * img.astype(np.float32) + 0.5 * encode.jet_rgb(cam).astype(np.float32)
         im = Image.fromarray((blend + 0.5).astype(np.uint8), "RGB")
         f = max(1, math.ceil(224 / max(im.size)))
-        if f > 1:
-            im = im.resize((im.size[0] * f, im.size[1] * f), Image.BILINEAR)
-        return encode.png_bytes(np.asarray(im))
+        if f > 1:  # whole pixels, as the maps show them (and repeated pixels compress well)
+            im = im.resize((im.size[0] * f, im.size[1] * f), Image.NEAREST)
+        return encode.png_bytes(np.asarray(im), level=6 if self.static else 1)
 
     def gradcam_png(self, input_id: str, layer_id, cls) -> bytes:
         """The Grad-CAM overlay PNG of one layer and class (see :meth:`gradcam_overlay`)."""

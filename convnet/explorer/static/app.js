@@ -459,8 +459,9 @@ var ConvnetExplorer = (function () {
       $("#shift-" + k).addEventListener("click", guarded(function () {
         if (!state.baseId) return null;
         var dx = state.shift[0] + moves[k][0], dy = state.shift[1] + moves[k][1];
-        // one-pixel shifts from the base input (the export pre-computes only those)
-        if (Math.abs(dx) + Math.abs(dy) > 1) { dx = moves[k][0]; dy = moves[k][1]; }
+        // a static export pre-computes only the four one-pixel shifts of each input
+        if (isStatic && Math.abs(dx) + Math.abs(dy) > 1) { dx = moves[k][0]; dy = moves[k][1]; }
+        if (Math.max(Math.abs(dx), Math.abs(dy)) > 16) return null;
         return selectShift(dx, dy);
       }));
     });
@@ -486,12 +487,13 @@ var ConvnetExplorer = (function () {
     var f = state.forward, parts = [];
     if (!f) return;
     parts.push(state.inputId);
-    if (f.label !== null && f.label !== undefined && state.meta.class_names[f.label] !== undefined) {
-      parts.push("true class: " + state.meta.class_names[f.label]);
+    if (f.label !== null && f.label !== undefined) {
+      parts.push("true class: " + (f.label_name || state.meta.class_names[f.label] || f.label));
     }
     if (state.shift[0] || state.shift[1]) {
       parts.push("shifted by (" + state.shift[0] + ", " + state.shift[1] + ") px");
     }
+    (f.notes || []).forEach(function (n) { parts.push(n); });
     $("#current-caption").textContent = parts.join(" · ");
   }
 

@@ -423,6 +423,7 @@
 
   function renderPool(ctx) {
     var layer = ctx.layer, cfg = layer.config, pos = ctx.pos;
+    if (cfg.flat) pos = {c: pos.flat, y: 0, x: 0, flat: pos.flat, mode: pos.mode};  // (C,) output: unit = channel
     var r = layer.explain === "pool" ? X.pool2d(ctx.input, cfg, pos.c, pos.y, pos.x) :
       X.adaptivePool2d(ctx.input, cfg, pos.c, pos.y, pos.x);
     var body = App.clear(ctx.body), H = ctx.input.shape[2], W = ctx.input.shape[3];
@@ -432,8 +433,10 @@
     pics.appendChild(figure(mapPicture("explain-prev", ctx.input, pos.c, {pad: pad, window: r.window,
       dots: r.argmax ? [{iy: r.argmax.iy, ix: r.argmax.ix, best: true}] : []}),
       "before: input channel " + pos.c + " with the window" + (r.argmax ? " (dot: the max)" : "")));
-    pics.appendChild(figure(mapPicture("explain-out", ctx.out, pos.c,
-      {window: {y0: pos.y, x0: pos.x, y1: pos.y, x1: pos.x}}), "after: output channel " + pos.c));
+    if (ctx.out.shape.length === 4) {
+      pics.appendChild(figure(mapPicture("explain-out", ctx.out, pos.c,
+        {window: {y0: pos.y, x0: pos.x, y1: pos.y, x1: pos.x}}), "after: output channel " + pos.c));
+    }
     body.appendChild(pics);
     markPrev(layer, pos.c, r.window, H, W);
     var rows = r.window.y1 - r.window.y0 + 1, cols = r.window.x1 - r.window.x0 + 1;
@@ -460,7 +463,8 @@
     body.appendChild(el("div", {class: "note"}, el("b", {text: "Why pool? "}),
       r.kind === "max" ? "Moving the input by a pixel often keeps the same maximum inside the window, " +
         "so the pooled map changes less than the map before it (a little translation invariance), " +
-        "and it is " + (ctx.input.shape[2] / ctx.out.shape[2]) + "× smaller per side. Try the shift buttons." :
+        (ctx.out.shape.length === 4 ? "and it is " + App.fmt(ctx.input.shape[2] / ctx.out.shape[2], 3) +
+          "× smaller per side. " : "") + "Try the shift buttons." :
         "Averaging smooths the map and makes it smaller; a one-pixel shift changes the mean only a little."));
   }
 

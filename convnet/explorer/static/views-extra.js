@@ -68,19 +68,52 @@
   function loadFilters() {
     var id = $("#filters-layer").value;
     return App.getJSON("/api/filters/" + id + ".json").then(function (info) {
-      return App.setImage($("#filters-img"), "/api/filters/" + id + ".png").then(function (img) {
-        // enlarge small kernels so a learner can see them (pixelated, never smoothed)
-        var zoom = Math.max(1, Math.min(16, Math.floor(360 / (img.naturalWidth || 1)),
-          Math.floor(420 / (img.naturalHeight || 1))));
-        img.style.width = (img.naturalWidth * zoom) + "px";
+      return App.loadImage("/api/filters/" + id + ".png").then(function (sprite) {
+        var img = $("#filters-img");
+        img.src = spaced(sprite, info);
+        img.style.width = "auto";
         img.dataset.layerId = id;
         $("#filters-note").textContent = info.rgb ?
           "Each tile is one RGB kernel of the first layer: the colour pattern it responds to." :
-          "Row = output channel, column = input channel" + (info.in_shown < App.state.byId.get(+id).config.in_channels /
-            App.state.byId.get(+id).config.groups ? " (first " + info.in_shown + " shown)" : "") + "; " +
+          (info.cols === 1 ? "One tile per output channel (its only input channel)" :
+            "Row = output channel, column = input channel") + shownText(info) + "; " +
           "orange = positive weight, blue = negative (scale ±" + App.fmt(info.scale) + ").";
       });
     });
+  }
+
+  /** The server's sprite has no gaps between kernels; redraw it enlarged with a white gap
+   * around each tile, and a single column of kernels reflowed into rows of 8. */
+  function spaced(sprite, info) {
+    var kh = info.kh, kw = info.kw, rows = info.rows, cols = info.cols;
+    var tiles = [];
+    for (var r = 0; r < rows; r++) for (var c = 0; c < cols; c++) tiles.push([r, c]);
+    var outCols = cols === 1 ? Math.min(8, rows) : cols;
+    var outRows = Math.ceil(tiles.length / outCols), gap = 2;
+    var z = Math.max(2, Math.min(16, Math.floor(380 / (outCols * kw)), Math.floor(420 / (outRows * kh))));
+    var cv = el("canvas", {width: outCols * (kw * z + gap) + gap, height: outRows * (kh * z + gap) + gap});
+    var g = cv.getContext("2d");
+    g.imageSmoothingEnabled = false;
+    g.fillStyle = "#fff";
+    g.fillRect(0, 0, cv.width, cv.height);
+    tiles.forEach(function (t, i) {
+      var orow = cols === 1 ? Math.floor(i / outCols) : t[0], ocol = cols === 1 ? i % outCols : t[1];
+      g.drawImage(sprite, t[1] * kw, t[0] * kh, kw, kh, gap + ocol * (kw * z + gap), gap + orow * (kh * z + gap),
+        kw * z, kh * z);
+    });
+    return cv.toDataURL("image/png");
+  }
+
+  /** "(first 16 of 64 inputs, 64 of 128 outputs shown)" when the sprite is capped. */
+  function shownText(info) {
+    var bits = [];
+    if (info.in_shown !== undefined && info.in_channels !== undefined && info.in_shown < info.in_channels) {
+      bits.push("first " + info.in_shown + " of " + info.in_channels + " inputs");
+    }
+    if (info.out_shown !== undefined && info.out_shown < info.out_channels) {
+      bits.push("first " + info.out_shown + " of " + info.out_channels + " outputs");
+    }
+    return bits.length ? " (" + bits.join(", ") + " shown)" : "";
   }
 
   // ------------------------------------------------------------------------------------------
