@@ -31,7 +31,9 @@
   }
 
   function loadGradcam() {
-    var layer = $("#gradcam-layer").value, k = $("#gradcam-class").value, id = App.state.inputId;
+    // an export pre-computes Grad-CAM for its inputs, not for their shifts
+    var id = App.isStatic ? App.state.baseId : App.state.inputId;
+    var layer = $("#gradcam-layer").value, k = $("#gradcam-class").value;
     if (!id || layer === "" || k === "") return null;
     var img = $("#gradcam-img");
     img.dataset.loading = "1";
