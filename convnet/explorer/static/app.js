@@ -780,8 +780,16 @@ var ConvnetExplorer = (function () {
       if (pred.mask) setImage(img, pred.mask).catch(showError);
       box.appendChild(img);
       var leg = el("div", {class: "legend"});
+      var palette = state.meta.palette || pred.palette || null;
       (pred.class_fraction || []).forEach(function (f, k) {
-        if (f > 0) leg.appendChild(el("span", {text: (names[k] || k) + ": " + (100 * f).toFixed(1) + "%"}));
+        if (!(f > 0)) return;
+        var sw = null;
+        if (palette && palette[k]) {
+          sw = el("span", {class: "swatch"});
+          sw.style.background = "rgb(" + palette[k].join(",") + ")";
+        }
+        leg.appendChild(el("span", {dataset: {"class": k, fraction: f}}, sw, sw ? " " : "",
+          (names[k] !== undefined ? names[k] : k) + ": " + (100 * f).toFixed(1) + "%"));
       });
       box.appendChild(el("p", {class: "caption", text: "Each pixel gets the class with the largest logit." +
         (pred.pixel_accuracy !== null && pred.pixel_accuracy !== undefined ?

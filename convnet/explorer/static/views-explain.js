@@ -189,6 +189,15 @@
     scratch.getContext("2d").putImageData(imgData, 0, 0);
     g.imageSmoothingEnabled = false;
     g.drawImage(scratch, pad[1] * s, pad[0] * s, W * s, H * s);
+    if (opts.ghost) {  // the next output pixel's window, dashed: the stride made visible
+      var q = opts.ghost;
+      g.save();
+      g.setLineDash([3, 2]);
+      g.lineWidth = 1.5;
+      g.strokeStyle = "#7c3aed";
+      g.strokeRect((q.x0 + pad[1]) * s, (q.y0 + pad[0]) * s, (q.x1 - q.x0 + 1) * s, (q.y1 - q.y0 + 1) * s);
+      g.restore();
+    }
     if (opts.window) {
       var w = opts.window;
       strokeBox(g, (w.x0 + pad[1]) * s, (w.y0 + pad[0]) * s, (w.x1 - w.x0 + 1) * s, (w.y1 - w.y0 + 1) * s,
@@ -218,13 +227,17 @@
   // Number grids
   // ------------------------------------------------------------------------------------------
 
-  /** A short label that fits a cell: 2 decimals, or 2 significant digits for big/small. */
+  /** A label of at most 4 characters that fits a cell (".04", "-1.3", "12", "≈0"); the cell's
+   * title holds the full value. */
   function short(v) {
     if (v === null || v === undefined) return "";
     var a = Math.abs(v);
     if (a === 0) return "0";
-    if (a >= 100 || a < 0.01) return v.toExponential(0).replace("e", "e");
-    return a >= 10 ? v.toFixed(0) : v.toFixed(2);
+    if (a >= 999.5) return v.toExponential(0).replace("+", "");
+    if (a >= 9.95) return v.toFixed(0);
+    if (a >= 0.995) return v.toFixed(1);
+    if (a >= 0.005) return v.toFixed(2).replace(/^(-?)0\./, "$1.");
+    return "≈0";
   }
 
   /** rows × cols cells; cell(r, c) -> {v, scale, cls, title, text} or null (an empty cell). */
@@ -275,9 +288,14 @@
       var pics = el("div", {class: "ex-pics"});
       pics.appendChild(inputPicture(ctx, rfCaption(layer)));
       var tapsCi = r.taps.filter(function (t) { return t.ci === pageCi; });
+      // the window of the neighbouring output pixel (right, or left at the last column)
+      var step = ctx.pos.x + 1 < OW ? cfg.stride[1] : -cfg.stride[1];
+      var ghost = {y0: r.window.y0, y1: r.window.y1, x0: r.window.x0 + step, x1: r.window.x1 + step};
       pics.appendChild(figure(mapPicture("explain-prev", ctx.input, pageCi,
-        {pad: cfg.padding, window: r.window, dots: tapsCi.map(function (t) { return {iy: t.iy, ix: t.ix}; })}),
-        "its input, channel " + pageCi + ": the " + kh + "×" + kw + " window" +
+        {pad: cfg.padding, window: r.window, ghost: ghost,
+          dots: tapsCi.map(function (t) { return {iy: t.iy, ix: t.ix}; })}),
+        "its input, channel " + pageCi + ": the " + kh + "×" + kw + " window (dashed: the " +
+        (step > 0 ? "next" : "previous") + " pixel's, " + Math.abs(step) + " px away = the stride)" +
         (cfg.dilation[0] > 1 ? " (dilation " + cfg.dilation[0] + ": dots = the taps read)" : "") +
         (cfg.padding[0] || cfg.padding[1] ? "; hatched = padding" : "")));
       pics.appendChild(figure(mapPicture("explain-out", ctx.out, ctx.pos.c,

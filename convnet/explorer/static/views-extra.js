@@ -185,7 +185,11 @@
       var d = [];
       history.forEach(function (e, i) { if (isFinite(e[s[0]])) d.push(px(i) + "," + py(e[s[0]])); });
       if (!d.length) return;
-      root.appendChild(svg("polyline", {points: d.join(" "), fill: "none", stroke: s[2], "stroke-width": 2,
+      // one epoch: a short tick, so the path is still a line
+      var pathD = d.length > 1 ? "M" + d.join(" L") : (function () {
+        var xy = d[0].split(","); return "M" + (+xy[0] - 6) + "," + xy[1] + " L" + (+xy[0] + 6) + "," + xy[1];
+      })();
+      root.appendChild(svg("path", {d: pathD, fill: "none", stroke: s[2], "stroke-width": 2,
         "data-series": s[0]}));
       d.forEach(function (p) {
         var xy = p.split(",");
