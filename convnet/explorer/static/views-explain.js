@@ -87,9 +87,41 @@
   function titleLine(layer, fl, pos) {
     var where = pos.mode === "channels" ? "channel " + pos.c + ", pixel (y " + pos.y + ", x " + pos.x + ")" :
       pos.mode === "tokens" ? "token " + pos.y + ", feature " + pos.x : "unit " + pos.flat;
-    return el("p", {class: "ex-title"}, el("span", {class: "mono", text: layer.name}), " ",
-      el("span", {class: "lkind", text: layer.kind}), " · " + where);
+    return el("div", {class: "ex-head"}, el("p", {class: "ex-title"}, el("span", {class: "mono", text: layer.name}),
+      " ", el("span", {class: "lkind", text: layer.kind}), " · " + where), moveButtons(fl));
   }
+
+  /** Buttons (and arrow keys) that move the explained pixel: watch the window slide while the
+   * kernel stays the same (weight sharing). */
+  var MOVES = {left: [0, -1, "←"], right: [0, 1, "→"], up: [-1, 0, "↑"], down: [1, 0, "↓"]};
+  function moveButtons(fl) {
+    var box = el("span", {class: "ex-move", role: "group", "aria-label": "move the explained pixel"});
+    Object.keys(MOVES).forEach(function (k) {
+      box.appendChild(el("button", {type: "button", id: "explain-move-" + k, title: "explain the pixel " + k +
+        " (arrow key)", text: MOVES[k][2], onclick: function () { move(k); }}));
+    });
+    return box;
+  }
+
+  function move(k) {
+    if (!current) return;
+    var fl = App.state.fwdLayers.get(current.layerId);
+    if (!fl || !fl.layout) return;
+    var y = current.y + MOVES[k][0], x = current.x + MOVES[k][1];
+    if (y < 0 || x < 0 || y >= fl.layout.tile_h || x >= fl.layout.tile_w) return;
+    App.guarded(open)({layerId: current.layerId, channel: current.channel, y: y, x: x});
+  }
+
+  document.addEventListener("keydown", function (e) {
+    var t = e.target, tag = t && t.tagName;
+    // only while the focus is in the panel (e.g. after a move button): elsewhere arrows scroll
+    if (!current || e.altKey || e.ctrlKey || e.metaKey || !t || !t.closest || !t.closest("#explain") ||
+        tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA") return;
+    var k = {ArrowLeft: "left", ArrowRight: "right", ArrowUp: "up", ArrowDown: "down"}[e.key];
+    if (!k) return;
+    e.preventDefault();
+    move(k);
+  });
 
   function markPixel(layer, pos) {
     if (pos.mode === "channels") App.markBox(layer.id, pos.c, pos.y, pos.x, pos.y, pos.x, "pixel");
@@ -112,7 +144,8 @@
   // Small pictures: the input with the receptive field, the layer input with the window
   // ------------------------------------------------------------------------------------------
 
-  var PIC = 116;   // target size of the pictures, CSS px
+  var PIC = 104;   // target size of the pictures, CSS px
+  var PIC_PREV = 168;   // the layer's input with the window: the picture that matters most
 
   /** The model input with the receptive-field box of output unit (y, x) (null rf: no box). */
   function inputPicture(ctx, caption) {
@@ -172,7 +205,7 @@
     var off = c * H * W, scale = 0, i;
     for (i = 0; i < H * W; i++) scale = Math.max(scale, Math.abs(t.data[off + i]));
     var tw = W + 2 * pad[1], th = H + 2 * pad[0];
-    var s = Math.max(1, Math.floor(PIC / Math.max(tw, th)));
+    var s = Math.max(1, Math.floor((opts.size || PIC) / Math.max(tw, th)));
     var cv = el("canvas", {id: id, width: tw * s, height: th * s});
     var g = cv.getContext("2d");
     hatch(g, 0, 0, cv.width, cv.height);
@@ -185,6 +218,9 @@
       imgData.data[4 * i + 3] = 255;
     }
     // draw at 1:1 on a scratch canvas, then scale up with nearest neighbour
+    if (scale === 0) {  // a silent channel would look like an empty picture: say so
+      imgData.data.fill(255);
+    }
     var scratch = el("canvas", {width: W, height: H});
     scratch.getContext("2d").putImageData(imgData, 0, 0);
     g.imageSmoothingEnabled = false;
@@ -202,6 +238,11 @@
       var w = opts.window;
       strokeBox(g, (w.x0 + pad[1]) * s, (w.y0 + pad[0]) * s, (w.x1 - w.x0 + 1) * s, (w.y1 - w.y0 + 1) * s,
         "#22c55e");
+    }
+    if (scale === 0) {
+      g.fillStyle = "#6b7280";
+      g.font = "11px system-ui, sans-serif";
+      g.fillText("all zeros", 4, cv.height - 5);
     }
     (opts.dots || []).forEach(function (d) {
       g.fillStyle = d.best ? "#16a34a" : "#111827";
@@ -292,7 +333,7 @@
       var step = ctx.pos.x + 1 < OW ? cfg.stride[1] : -cfg.stride[1];
       var ghost = {y0: r.window.y0, y1: r.window.y1, x0: r.window.x0 + step, x1: r.window.x1 + step};
       pics.appendChild(figure(mapPicture("explain-prev", ctx.input, pageCi,
-        {pad: cfg.padding, window: r.window, ghost: ghost,
+        {pad: cfg.padding, window: r.window, ghost: ghost, size: PIC_PREV,
           dots: tapsCi.map(function (t) { return {iy: t.iy, ix: t.ix}; })}),
         "its input, channel " + pageCi + ": the " + kh + "×" + kw + " window (dashed: the " +
         (step > 0 ? "next" : "previous") + " pixel's, " + Math.abs(step) + " px away = the stride)" +
@@ -448,7 +489,7 @@
     var pad = layer.explain === "pool" ? [].concat(cfg.padding).concat(cfg.padding).slice(0, 2) : [0, 0];
     var pics = el("div", {class: "ex-pics"});
     pics.appendChild(inputPicture(ctx, rfCaption(layer)));
-    pics.appendChild(figure(mapPicture("explain-prev", ctx.input, pos.c, {pad: pad, window: r.window,
+    pics.appendChild(figure(mapPicture("explain-prev", ctx.input, pos.c, {pad: pad, window: r.window, size: PIC_PREV,
       dots: r.argmax ? [{iy: r.argmax.iy, ix: r.argmax.ix, best: true}] : []}),
       "before: input channel " + pos.c + " with the window" + (r.argmax ? " (dot: the max)" : "")));
     if (ctx.out.shape.length === 4) {
