@@ -658,6 +658,7 @@ var ConvnetExplorer = (function () {
         title: state.byId.get(id).name + (n > 1 ? ", channel " + c : "") + ": click a pixel"});
       cv.style.width = Math.round(layout.tile_w * k) + "px";
       cv.style.height = Math.round(layout.tile_h * k) + "px";
+      cv.addEventListener("pointerdown", rememberPointer);
       cv.addEventListener("click", onMapClick);
       s.appendChild(el("div", {class: "chan-wrap"}, cv,
         n > 1 && layout.tile_h * k >= 24 ? el("span", {class: "cidx", text: c}) : null));
@@ -734,11 +735,22 @@ var ConvnetExplorer = (function () {
     return Promise.all(jobs);
   }
 
+  // A click's clientX/Y are whole CSS pixels, but a wide token map can give a feature half a
+  // pixel: the pointerdown just before it has the fractional position, so we use that one.
+  var lastPointer = null;
+  function rememberPointer(e) { lastPointer = {target: e.currentTarget, x: e.clientX, y: e.clientY}; }
+
   /** Which map pixel a click hit: the canvas's content box maps onto its width×height. */
   function onMapClick(e) {
     var cv = e.currentTarget, r = cv.getBoundingClientRect();
-    var fx = (e.clientX - r.left - cv.clientLeft) / cv.clientWidth;
-    var fy = (e.clientY - r.top - cv.clientTop) / cv.clientHeight;
+    var px = e.clientX, py = e.clientY;
+    if (lastPointer && lastPointer.target === cv && Math.abs(lastPointer.x - px) < 1.5 &&
+        Math.abs(lastPointer.y - py) < 1.5) {
+      px = lastPointer.x;
+      py = lastPointer.y;
+    }
+    var fx = (px - r.left - cv.clientLeft) / cv.clientWidth;
+    var fy = (py - r.top - cv.clientTop) / cv.clientHeight;
     var x = Math.min(cv.width - 1, Math.max(0, Math.floor(fx * cv.width)));
     var y = Math.min(cv.height - 1, Math.max(0, Math.floor(fy * cv.height)));
     var id = +cv.dataset.layerId;
@@ -843,6 +855,21 @@ var ConvnetExplorer = (function () {
     }
   }
 
+  /** Open the page on an example: the strongest pixel of the first conv layer, explained. */
+  function explainFirstConv() {
+    var layer = state.meta.layers.filter(function (l) { return l.explain === "conv"; })[0];
+    var fl = layer && state.fwdLayers.get(layer.id);
+    if (!fl || !fl.output_blob || !fl.layout || fl.layout.mode !== "channels" || !views.explain) return null;
+    return getTensor(fl.output_blob).then(function (t) {
+      var best = 0, L = fl.layout;
+      for (var i = 1; i < t.data.length; i++) if (Math.abs(t.data[i]) > Math.abs(t.data[best])) best = i;
+      var hw = L.tile_h * L.tile_w, c = Math.floor(best / hw);
+      if (c >= MAX_CHANNELS) return null;
+      return views.explain.open({layerId: layer.id, channel: c, y: Math.floor((best % hw) / L.tile_w),
+        x: best % L.tile_w});
+    });
+  }
+
   // ------------------------------------------------------------------------------------------
   // Start
   // ------------------------------------------------------------------------------------------
@@ -869,7 +896,7 @@ var ConvnetExplorer = (function () {
           $("#current-caption").textContent = "Upload an image to start.";
           return null;
         }
-        return selectInput(first, true);
+        return selectInput(first, true).then(explainFirstConv);
       });
     }).then(function () {
       document.body.dataset.ready = "1";
