@@ -674,6 +674,7 @@ var ConvnetExplorer = (function () {
         onclick: guarded(function () {
           s.dataset.showAll = "1";
           s.dataset.built = "";
+          delete s.dataset.drawn;  // else fillStrip sees this input drawn and skips the rebuild
           return fillStrip(s, state.loadToken);
         })}));
     }
