@@ -13,7 +13,9 @@
 var ConvnetExplorer = (function () {
   "use strict";
 
-  var MAX_CHANNELS = 64;     // channels drawn per layer before a "show all" button
+  // A layer shows all its channels when they are few enough (<= 512 channels and <= 300k
+  // values); a bigger one shows the first 64 and a "show all" button, so a ResNet-50 stays light.
+  var MAX_CHANNELS = 64, ALL_CHANNELS = 512, ALL_VALUES = 300000;
   var PAGE = 48;             // test images per page of the picker
   var state = {
     meta: null,
@@ -649,8 +651,14 @@ var ConvnetExplorer = (function () {
   function buildCanvases(s, fl, showAll) {
     var layout = fl.layout, id = +s.dataset.layerId;
     var n = layout.mode === "channels" ? layout.channels : 1;
-    var shown = showAll ? n : Math.min(n, MAX_CHANNELS);
+    var few = n <= ALL_CHANNELS && n * layout.tile_h * layout.tile_w <= ALL_VALUES;
+    var shown = showAll || few ? n : Math.min(n, MAX_CHANNELS);
     var k = displayScale(layout, Math.max(120, (s.clientWidth || 400) - 4));
+    // many channels: smaller tiles (integer zoom when possible), so the layer stays compact
+    if (layout.mode === "channels" && n > 64) {
+      var side = Math.max(layout.tile_h, layout.tile_w), target = n > 256 ? 24 : 34;
+      k = Math.min(k, target / side >= 1 ? Math.floor(target / side) : target / side);
+    }
     clear(s);
     for (var c = 0; c < shown; c++) {
       var cv = el("canvas", {class: "chan", width: layout.tile_w, height: layout.tile_h,
@@ -661,7 +669,7 @@ var ConvnetExplorer = (function () {
       cv.addEventListener("pointerdown", rememberPointer);
       cv.addEventListener("click", onMapClick);
       s.appendChild(el("div", {class: "chan-wrap"}, cv,
-        n > 1 && layout.tile_h * k >= 24 ? el("span", {class: "cidx", text: c}) : null));
+        n > 1 && layout.tile_h * k >= 36 ? el("span", {class: "cidx", text: c}) : null));
     }
     if (layout.mode === "tokens") {
       s.appendChild(el("div", {class: "maps-label", text: "rows: " + layout.tile_h + " tokens, columns: " +
@@ -865,7 +873,9 @@ var ConvnetExplorer = (function () {
       var best = 0, L = fl.layout;
       for (var i = 1; i < t.data.length; i++) if (Math.abs(t.data[i]) > Math.abs(t.data[best])) best = i;
       var hw = L.tile_h * L.tile_w, c = Math.floor(best / hw);
-      if (c >= MAX_CHANNELS) return null;
+      if (!document.querySelector('#layers canvas.chan[data-layer-id="' + layer.id + '"][data-channel="' + c + '"]')) {
+        return null;
+      }
       return views.explain.open({layerId: layer.id, channel: c, y: Math.floor((best % hw) / L.tile_w),
         x: best % L.tile_w});
     });
