@@ -57,6 +57,15 @@ class Explorer:
         self.url = f"http://127.0.0.1:{self.port}/"
         self._thread = serve_in_thread(self.server)
         self._stopped = threading.Event()
+        # A script that ends while serving waits for the server thread at exit; Ctrl-C there
+        # would print a traceback from inside `threading`. Waiting in an exit hook of the
+        # threading module (run before it joins the threads) lets wait() catch it instead.
+        register = getattr(threading, "_register_atexit", None)
+        if register is not None:
+            try:
+                register(self.wait)
+            except RuntimeError:  # the interpreter is already shutting down
+                pass
         if not quiet:
             print(f"convnet explore: serving {session.source.title} at {self.url} "
                   "(Ctrl-C to stop)", flush=True)

@@ -140,6 +140,9 @@ def write_site(session: Session, out_dir, inputs: int = 4, log=print) -> dict:
     meta = site.json("/api/meta")
     site.get("/api/inputs")
     site.get("/api/inputs?offset=0&limit=48")
+    if session.task == "classify" and session.source.labels() is not None:
+        for k in range(len(session.class_names)):  # the picker's class filter
+            site.get(f"/api/inputs?offset=0&limit=48&label={k}")
     gl = site.json("/api/gradcam-layers")
     if meta["has_curves"]:
         site.get("/api/curves")

@@ -104,7 +104,11 @@ class Session:
 
         with warnings.catch_warnings():  # functional resizes (U-Net's pad) warn in tracing
             warnings.simplefilter("ignore")
-            layers, totals = layer_table(self.model, source.input_shape, self.dtype)
+            try:
+                layers, totals = layer_table(self.model, source.input_shape, self.dtype)
+            except (ValueError, TypeError, RuntimeError) as e:
+                raise type(e)(f"explore: the model does not take inputs of shape "
+                              f"{tuple(source.input_shape)} (one sample): {e}") from None
         calls = totals["calls"]
         self.modules = [c.module for c in calls]
         # which call of its module each layer is (Grad-CAM hooks the k-th call)
@@ -176,6 +180,10 @@ class Session:
         if self.static_inputs is not None:
             ids = list(self.static_inputs)
             labels = [self._resolve(i)[1] for i in ids]
+            if label is not None:
+                keep = [k for k, y in enumerate(labels) if y is not None and np.isscalar(y)
+                        and int(y) == label]
+                ids, labels = [ids[k] for k in keep], [labels[k] for k in keep]
         else:
             n = len(self.source)
             lab = self.source.labels()

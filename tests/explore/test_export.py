@@ -51,6 +51,9 @@ def test_export_of_a_run_answers_every_path_for_its_inputs(tmp_path, explore_run
     assert [i["id"] for i in inputs["items"]] == ids and inputs["total"] == 2
     labels = [i["label"] for i in inputs["items"]]
     assert len(set(labels)) == 2  # the first images of different classes
+    for k in range(10):  # the picker's class filter, restricted to the exported inputs
+        page = json.loads(_read(site, f"/api/inputs?offset=0&limit=48&label={k}")[1])
+        assert [i["label"] for i in page["items"]] == [y for y in labels if y == k]
     gl = json.loads(_read(site, "/api/gradcam-layers")[1])
     assert gl["default"] in gl["layers"]
     _read(site, "/api/curves")

@@ -144,3 +144,46 @@ def test_explore_returns_a_handle_and_prints_the_url(capsys):
         assert ex._thread.is_alive() and not ex._thread.daemon
     assert not ex._thread.is_alive()  # the context manager stopped it
     ex.stop()  # idempotent
+
+
+SCRIPT = '''
+import numpy as np
+import convnet.nn as nn
+from convnet import explore
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c, self.f, self.l = nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 6 * 6, 3)
+
+    def forward(self, x):
+        return self.l(self.f(self.c(x)))
+
+explore(Net(), np.zeros((3, 1, 8, 8), np.float32), port=0, open_browser=False)
+print("end of script", flush=True)
+'''
+
+
+def test_a_script_keeps_serving_until_ctrl_c(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    f = tmp_path / "mine.py"
+    f.write_text(SCRIPT)
+    p = subprocess.Popen([sys.executable, str(f)], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    try:
+        url = p.stdout.readline().split(" at ")[1].split()[0]
+        assert p.stdout.readline() == "end of script\n"
+        time.sleep(0.3)
+        assert p.poll() is None  # the script is over, the server still answers
+        assert json.loads(_get(url + "api/meta")[2])["model"] == "Net"
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0 and "Traceback" not in out and "KeyboardInterrupt" not in out

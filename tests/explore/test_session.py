@@ -107,6 +107,10 @@ def test_repeated_calls_and_functional_inputs():
     assert by_name["fc"]["rf"] is None and by_name["fc"]["explain"] == "linear"
     assert by_name["avgpool"]["explain"] == "adaptive_pool"
     assert by_name["bn1"]["explain"] == "batchnorm"
+    # a container returns its last child's tensor: said once, on the later layer
+    assert by_name["layer1.2.relu (call 2)"]["same_output_as"] == by_name["layer1"]["id"]
+    assert by_name["layer1.2"]["same_output_as"] == by_name["layer1"]["id"]
+    assert by_name["layer1.0.conv1"]["same_output_as"] is None
     assert set(by_name["bn1"]["param_names"]) >= {"weight", "bias", "running_mean", "running_var"}
 
 
