@@ -93,6 +93,12 @@ RUN_ARGS = {
              "--epochs", "1", "--limit-train", "32", "--val-split", "0"],
     "vit_tiny": ["--model", "vit_tiny", "--epochs", "1", "--limit-train", "64", "--val-split", "0"],
 }
+# Regenerating the documentation's screenshots (CONVNET_UPDATE_SCREENSHOTS=1): a LeNet-5 that
+# has learned something (filters with structure, mostly right predictions, ~10 s more).
+if os.environ.get("CONVNET_UPDATE_SCREENSHOTS") == "1":
+    RUN_ARGS["lenet5"] = ["--model", "lenet5", "--epochs", "3", "--limit-train", "4000",
+                          "--val-split", "0.1"]
+LIMIT_TEST = {"lenet5": "500" if os.environ.get("CONVNET_UPDATE_SCREENSHOTS") == "1" else "32"}
 _RUN_LOCK = threading.Lock()
 
 
@@ -109,8 +115,9 @@ def explore_runs(tmp_path_factory):
                 from convnet.cli.main import main
 
                 out = root / name
-                status = main(["train", *RUN_ARGS[name], "--limit-test", "32", "--batch-size",
-                               "32", "--no-progress", "--out", str(out)])
+                status = main(["train", *RUN_ARGS[name], "--limit-test",
+                               LIMIT_TEST.get(name, "32"), "--batch-size", "32", "--no-progress",
+                               "--out", str(out)])
                 assert status == 0, f"training the {name} run failed (status {status})"
                 made[name] = out
             return made[name]
