@@ -118,7 +118,7 @@ def explore(model, dataset=None, class_names=None, *, input_shape=None, mean=Non
     The server runs in a non-daemon thread: a plain script keeps serving until Ctrl-C, a
     notebook or a test gets the :class:`Explorer` back at once. ``port=None`` tries 8000, then
     8001..8019; ``port=0`` takes any free port. A browser is opened unless
-    ``open_browser=False`` or no display is available.
+    ``open_browser=False`` or no display is available. The model is put in eval mode.
     """
     session = _python_session(model, dataset, class_names, input_shape, mean, std, transform,
                               title)

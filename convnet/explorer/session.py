@@ -20,7 +20,7 @@ import numpy as np
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..tensor import Tensor
 from . import encode
-from .capture import capture, layer_table
+from .capture import _first_tensor, capture, layer_table
 
 __all__ = ["Session", "ApiError"]
 
@@ -121,7 +121,9 @@ class Session:
         del calls, totals  # the traced tensors hold a whole autograd graph
         with no_grad():
             out = self.model(Tensor._make(np.zeros((1, *source.input_shape), self.dtype)))
-        out = out[0] if isinstance(out, (tuple, list)) else out
+        out = _first_tensor(out)
+        if out is None:
+            raise TypeError(f"explore: {type(self.model).__name__} returned no Tensor")
         self.output_shape = tuple(out.shape[1:])
         task = source.task
         if getattr(source, "run_dir", None) is None:
@@ -468,8 +470,7 @@ class Session:
                 xt = Tensor._make(x[None].astype(self.dtype, copy=False))
                 xt.requires_grad = True  # gradients flow even through frozen weights
                 with enable_grad():
-                    scores = self.model(xt)
-                    scores = scores[0] if isinstance(scores, (tuple, list)) else scores
+                    scores = _first_tensor(self.model(xt))
                     if scores.ndim not in (2, 4):
                         raise ApiError(400, f"gradcam: output shape {tuple(scores.shape)} has "
                                             "no class axis")
@@ -663,8 +664,7 @@ class _Confusion:
                 items = [self.s.source.get(i) for i in range(lo, hi)]
                 xb = np.stack([x for x, _ in items]).astype(self.s.dtype, copy=False)
                 with self.s.lock, no_grad():
-                    out = self.s.model(Tensor._make(xb))
-                out = (out[0] if isinstance(out, (tuple, list)) else out)._data
+                    out = _first_tensor(self.s.model(Tensor._make(xb)))._data
                 for j, (_, y) in enumerate(items):
                     i = lo + j
                     if self.cells is not None:

@@ -173,7 +173,7 @@ class RunSource(Source):
         from ..data.user_images import style_for_dataset
 
         self.style = style_for_dataset(cfg.get("dataset", ""))
-        self.drawable = self.style == "digits" and self.task == "classify"
+        self.drawable = self.style == "digits"
         self.notes = []
         try:
             self.metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -196,8 +196,7 @@ class RunSource(Source):
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             try:
-                p = prepare_image(path, self.height, self.channels,
-                                  self.style if self.task == "classify" else "resize",
+                p = prepare_image(path, self.height, self.channels, self.style,
                                   "no" if drawing else "auto")
             except ValueError as e:
                 raise UploadError(f"upload: {name}: {e}") from None
