@@ -165,13 +165,26 @@ class _Handler(BaseHTTPRequestHandler):
         if not head:
             self.wfile.write(body)
 
+    def _foreign_host(self) -> bool:
+        """A page of another site that re-points its own name at 127.0.0.1 (DNS rebinding)
+        sends its name as Host: such requests are refused."""
+        host = (self.headers.get("Host") or HOST).rsplit(":", 1)[0].strip("[]").lower()
+        if host in ("127.0.0.1", "localhost"):
+            return False
+        self._send(*_error(403, f"requests for host {host!r} are refused (use {HOST})"))
+        return True
+
     def do_GET(self):
-        self._send(*dispatch(self.session, "GET", self.path))
+        if not self._foreign_host():
+            self._send(*dispatch(self.session, "GET", self.path))
 
     def do_HEAD(self):
-        self._send(*dispatch(self.session, "GET", self.path), head=True)
+        if not self._foreign_host():
+            self._send(*dispatch(self.session, "GET", self.path), head=True)
 
     def do_POST(self):
+        if self._foreign_host():
+            return
         n = int(self.headers.get("Content-Length") or 0)
         if n > MAX_UPLOAD:
             self.rfile.read(n)

@@ -40,6 +40,8 @@ def live():
 def _get(url, data=None, headers=None):
     req = urllib.request.Request(url, data=data, headers=headers or {},
                                  method="POST" if data is not None else "GET")
+    for k, v in (headers or {}).items():  # urllib would otherwise send its own Host
+        req.add_unredirected_header(k, v)
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, r.headers.get("Content-Type"), r.read()
@@ -73,6 +75,12 @@ def test_errors_are_json_without_traceback(live, path, status):
     got, mime, body = _get(live.url + path)
     assert got == status and mime == "application/json"
     assert set(json.loads(body)) == {"error"} and "Traceback" not in body.decode()
+
+
+def test_a_foreign_host_name_is_refused(live):
+    status, mime, body = _get(live.url + "api/meta", headers={"Host": "evil.example:80"})
+    assert status == 403 and "evil.example" in json.loads(body)["error"]
+    assert _get(live.url + "api/meta", headers={"Host": f"localhost:{live.port}"})[0] == 200
 
 
 def test_an_internal_failure_is_a_500_json_line():
