@@ -590,13 +590,11 @@ var ConvnetExplorer = (function () {
         sections.set(layer.top || layer.name, sec);
         root.appendChild(sec);
       }
-      if (layer.depth === 0 && !sec.querySelector("h3")) {
-        sec.appendChild(el("h3", null, layer.name + " ", el("span", {class: "kind", text: layer.kind})));
-      }
       var parent = layer.parent_id !== null && layer.parent_id !== undefined ?
         groups.get(layer.parent_id) : null;
       var host = parent || sec;
-      var node = el("div", {class: "layer" + (layer.leaf ? "" : " container"),
+      // a top-level layer's own row is its section's heading (styled larger)
+      var node = el("div", {class: "layer" + (layer.leaf ? "" : " container") + (layer.depth === 0 ? " top" : ""),
         dataset: {layerId: layer.id, layerName: layer.name, kind: layer.kind}}, layerFacts(layer));
       if (layer.leaf) {
         node.appendChild(strip(layer));
@@ -612,8 +610,8 @@ var ConvnetExplorer = (function () {
         host.appendChild(group);
       }
     });
-    sections.forEach(function (sec, name) {
-      if (!sec.querySelector("h3")) sec.insertBefore(el("h3", {text: name}), sec.firstChild);
+    sections.forEach(function (sec, name) {  // a top name with no layer row of its own
+      if (!sec.querySelector(".layer.top")) sec.insertBefore(el("h3", {text: name}), sec.firstChild);
     });
   }
 
