@@ -13,9 +13,9 @@
 var ConvnetExplorer = (function () {
   "use strict";
 
-  // A layer shows all its channels when they are few enough (<= 512 channels and <= 300k
+  // A layer shows all its channels when they are few enough (<= 256 channels and <= 120k
   // values); a bigger one shows the first 64 and a "show all" button, so a ResNet-50 stays light.
-  var MAX_CHANNELS = 64, ALL_CHANNELS = 512, ALL_VALUES = 300000;
+  var MAX_CHANNELS = 64, ALL_CHANNELS = 256, ALL_VALUES = 120000;
   var PAGE = 48;             // test images per page of the picker
   var state = {
     meta: null,
