@@ -666,6 +666,8 @@ var ConvnetExplorer = (function () {
       cv.style.height = Math.round(layout.tile_h * k) + "px";
       cv.addEventListener("pointerdown", rememberPointer);
       cv.addEventListener("click", onMapClick);
+      cv.addEventListener("pointermove", onMapHover);
+      cv.addEventListener("pointerleave", hideHover);
       s.appendChild(el("div", {class: "chan-wrap"}, cv,
         n > 1 && layout.tile_h * k >= 36 ? el("span", {class: "cidx", text: c}) : null));
     }
@@ -749,6 +751,7 @@ var ConvnetExplorer = (function () {
 
   /** Which map pixel a click hit: the canvas's content box maps onto its width×height. */
   function onMapClick(e) {
+    hideHover();   // the tooltip would sit over the panel the click is about to fill
     var cv = e.currentTarget, r = cv.getBoundingClientRect();
     var px = e.clientX, py = e.clientY;
     if (lastPointer && lastPointer.target === cv && Math.abs(lastPointer.x - px) < 1.5 &&
@@ -764,6 +767,64 @@ var ConvnetExplorer = (function () {
     if (views.explain) {
       guarded(views.explain.open)({layerId: id, channel: +cv.dataset.channel, y: y, x: x});
     }
+  }
+
+  // Hover: the value under the pointer, and that unit's receptive field on the input picture
+  // (hover deeper and deeper layers to watch the field grow)
+  var resolved = new Map();    // output blob -> its tensor, once fetched (hover reads it synchronously)
+
+  function pixelAt(cv, px, py) {
+    var r = cv.getBoundingClientRect();
+    var fx = (px - r.left - cv.clientLeft) / cv.clientWidth, fy = (py - r.top - cv.clientTop) / cv.clientHeight;
+    return {x: Math.min(cv.width - 1, Math.max(0, Math.floor(fx * cv.width))),
+      y: Math.min(cv.height - 1, Math.max(0, Math.floor(fy * cv.height)))};
+  }
+
+  function onMapHover(e) {
+    var cv = e.currentTarget, id = +cv.dataset.layerId, c = +cv.dataset.channel;
+    var layer = state.byId.get(id), fl = state.fwdLayers.get(id);
+    if (!layer || !fl || !fl.layout) return;
+    var p = pixelAt(cv, e.clientX, e.clientY), L = fl.layout;
+    var flat = L.mode === "channels" ? (c * L.tile_h + p.y) * L.tile_w + p.x : p.y * L.tile_w + p.x;
+    var t = fl.output_blob ? resolved.get(fl.output_blob) : null;
+    if (fl.output_blob && !resolved.has(fl.output_blob)) {
+      resolved.set(fl.output_blob, null);   // fetch once, show the value on the next move
+      getTensor(fl.output_blob).then(function (v) { resolved.set(fl.output_blob, v); }, function () {
+        resolved.delete(fl.output_blob);
+      });
+    }
+    var where = L.mode === "channels" ? "ch " + c + " (y " + p.y + ", x " + p.x + ")" :
+      L.mode === "tokens" ? "token " + p.y + ", feature " + p.x : "unit " + flat;
+    var tip = $("#hover-tip");
+    tip.textContent = layer.name + " · " + where + (t && flat < t.data.length ? " = " + fmt(t.data[flat]) : "");
+    tip.hidden = false;
+    tip.style.left = Math.min(window.innerWidth - 260, e.clientX + 14) + "px";
+    tip.style.top = (e.clientY + 16) + "px";
+    showInputField(layer, L.mode === "channels" ? p : null);
+  }
+
+  window.addEventListener("scroll", function () { if (!$("#hover-tip").hidden) hideHover(); }, {passive: true});
+
+  function hideHover() {
+    $("#hover-tip").hidden = true;
+    $("#input-field").hidden = true;
+  }
+
+  /** Outline the receptive field of unit (y, x) of `layer` on the big input picture. */
+  function showInputField(layer, p) {
+    var box = $("#input-field"), img = $("#current-input");
+    var H = state.meta.input.height, W = state.meta.input.width;
+    if (!layer.rf || !p || !img.clientWidth) { box.hidden = true; return; }
+    var f = ConvnetExplain.receptiveBox(layer.rf, p.y, p.x);
+    var s = Math.min(img.clientWidth / W, img.clientHeight / H);
+    var ox = (img.clientWidth - W * s) / 2, oy = (img.clientHeight - H * s) / 2;
+    var x0 = Math.max(0, f.x0), y0 = Math.max(0, f.y0), x1 = Math.min(W - 1, f.x1), y1 = Math.min(H - 1, f.y1);
+    box.style.left = (img.offsetLeft + ox + x0 * s) + "px";
+    box.style.top = (img.offsetTop + oy + y0 * s) + "px";
+    box.style.width = ((x1 - x0 + 1) * s) + "px";
+    box.style.height = ((y1 - y0 + 1) * s) + "px";
+    box.title = "receptive field " + layer.rf.size.join("×");
+    box.hidden = false;
   }
 
   // Marks: outlines drawn over the column's canvases (the clicked pixel, the window it reads)
