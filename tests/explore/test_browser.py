@@ -252,9 +252,10 @@ def click_pixel(page, layer_id: int, channel: int, y: int, x: int, shape) -> flo
 
 
 def snap(page, selector: str | None, name: str, tmp_path: Path, max_kb: int = 300,
-         height: int = 1000) -> np.ndarray:
+         height: int = 1000, doc: bool = True) -> np.ndarray:
     """Screenshot one element (or, with ``selector=None``, the top ``height`` px of the page),
-    check it is not blank, save it as a 256-colour PNG (see shot_path); returns its pixels."""
+    check it is not blank, save it as a 256-colour PNG (see shot_path; ``doc=False``: the tmp
+    folder only); returns its pixels."""
     from PIL import Image
 
     if selector is None:
@@ -274,7 +275,7 @@ def snap(page, selector: str | None, name: str, tmp_path: Path, max_kb: int = 30
     im.quantize(256, method=Image.Quantize.MEDIANCUT).save(buf, format="PNG", optimize=True)
     data = buf.getvalue()
     assert len(data) < max_kb * 1024, f"screenshot {name} is {len(data) // 1024} KB"
-    for p in shot_path(tmp_path, name):
+    for p in shot_path(tmp_path, name)[:None if doc else 1]:
         p.write_bytes(data)
     return img
 
@@ -459,15 +460,19 @@ def test_gradcam_renders(page, request, name, tmp_path):
     options = page.eval_on_selector_all("#gradcam-layer option", "els => els.map(e => e.value)")
     classes = page.eval_on_selector_all("#gradcam-class option", "els => els.map(e => e.value)")
     assert options and classes, "#gradcam-layer / #gradcam-class have no options"
+    top = t.api(f"/api/forward/{current_input(page)}")["prediction"].get("top")
+    cls = str(top[0]["index"]) if top else classes[-1]  # the predicted class (segment: the last)
+    assert cls in classes, (cls, classes)
     for layer_value in dict.fromkeys([options[0], options[-1]]):
-        page.select_option("#gradcam-class", classes[min(3, len(classes) - 1)])
+        page.select_option("#gradcam-class", cls)
         page.select_option("#gradcam-layer", layer_value)
         page.wait_for_function(
             """() => { const i = document.querySelector('#gradcam-img');
                        return i && i.complete && i.naturalWidth > 0; }""", timeout=15_000)
         page.wait_for_timeout(200)
-        images.append(snap(page, "#gradcam-img", "gradcam", tmp_path) if name == "lenet5"
-                      else snap(page, "#gradcam-img", f"gradcam_{name}", tmp_path))
+        images.append(snap(page, "#gradcam-img", f"gradcam_{name}", tmp_path, doc=False))
+    if name == "lenet5":  # the last conv: where the evidence for the class is
+        snap(page, "#gradcam-card", "gradcam", tmp_path)
     if len(images) == 2 and images[0].shape == images[1].shape:
         assert np.abs(images[0] - images[1]).max() > 0, "Grad-CAM is the same for two layers"
     assert_clean(page)
@@ -551,9 +556,9 @@ def test_draw_a_digit(page, lenet5, tmp_path):
     for k in range(1, 21):
         page.mouse.move(x + k * 0.3, box["y"] + box["height"] * (0.15 + 0.035 * k))
     page.mouse.up()
-    snap(page, "#draw-canvas", "draw", tmp_path)
     page.click("#draw-use")
     new = wait_new_input(page, before, "draw-")
+    snap(page, "#draw-box", "draw", tmp_path)
     got = lenet5.model_input(new)[0]
     # the stroke reaches the model: bright pixels in the middle columns, dark at the sides
     assert got[:, 11:17].max() > 1.5 and got[:, :5].max() < 0.5 and got[:, -5:].max() < 0.5
@@ -585,10 +590,10 @@ def test_confusion_cell_lists_its_images_and_curves_are_drawn(page, lenet5, tmp_
         with cn.no_grad():
             pred = int(lenet5.model(cn.tensor(lenet5.test_input(i)[None])).numpy().argmax())
         assert (y, pred) == (t, p), f"{input_id} is listed under true {t} / predicted {p}"
-    snap(page, "#confusion", "confusion", tmp_path)
+    snap(page, "#confusion-card", "confusion", tmp_path)
     paths = page.eval_on_selector_all("#curves svg path", "els => els.map(e => e.getAttribute('d'))")
     assert paths and all(d and len(re.findall(r"[-\d.]+", d)) >= 4 for d in paths), paths
-    snap(page, "#curves", "curves", tmp_path)
+    snap(page, "#curves-card", "curves", tmp_path)
     assert_clean(page)
 
 
@@ -614,10 +619,12 @@ def test_filters_view(page, lenet5, tmp_path):
     open_page(page, lenet5)
     options = page.eval_on_selector_all("#filters-layer option", "els => els.map(e => e.value)")
     assert len(options) >= 2  # LeNet-5's two convs
-    page.select_option("#filters-layer", options[-1])
-    page.wait_for_function("() => { const i = document.querySelector('#filters-img');"
-                           " return i && i.complete && i.naturalWidth > 0; }", timeout=15_000)
-    snap(page, "#filters-img", "filters", tmp_path)
+    for value in (options[-1], options[0]):  # the first conv's 5x5 filters last, for the docs
+        page.select_option("#filters-layer", value)
+        page.wait_for_function(f"""() => {{ const i = document.querySelector('#filters-img');
+            return i && i.complete && i.naturalWidth > 0 && i.dataset.layerId === '{value}'; }}""",
+                               timeout=15_000)
+    snap(page, "#filters-card", "filters", tmp_path)
     assert_clean(page)
 
 
