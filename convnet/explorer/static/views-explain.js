@@ -72,6 +72,13 @@
     App.clearMarks();
     markPixel(layer, pos);
     var inputId = state.inputId;
+    if (App.isStatic && /^shift-/.test(inputId)) {
+      // an export keeps the exact tensors of its inputs, not of their shifts (they are the bulk)
+      App.clear(body).appendChild(el("p", {class: "note", text: "This static export has the maps of the " +
+        "shifted input but not its exact numbers: press · under the input to go back to the unshifted " +
+        "image and click again (the live `convnet explore` explains every input)."}));
+      return Promise.resolve();
+    }
     return Promise.all([fl.output_blob ? App.getTensor(fl.output_blob) : null,
       fl.input_blob ? App.getTensor(fl.input_blob) : null]).then(function (t) {
       if (token !== openToken) return null;
@@ -109,7 +116,11 @@
     if (!fl || !fl.layout) return;
     var y = current.y + MOVES[k][0], x = current.x + MOVES[k][1];
     if (y < 0 || x < 0 || y >= fl.layout.tile_h || x >= fl.layout.tile_w) return;
-    App.guarded(open)({layerId: current.layerId, channel: current.channel, y: y, x: x});
+    var done = open({layerId: current.layerId, channel: current.channel, y: y, x: x});
+    // the panel was rebuilt: keep the focus on the same button, so arrow keys keep working
+    var b = document.getElementById("explain-move-" + k);
+    if (b) b.focus();
+    done.catch(App.showError);
   }
 
   document.addEventListener("keydown", function (e) {
