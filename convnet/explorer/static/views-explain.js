@@ -94,8 +94,43 @@
   function titleLine(layer, fl, pos) {
     var where = pos.mode === "channels" ? "channel " + pos.c + ", pixel (y " + pos.y + ", x " + pos.x + ")" :
       pos.mode === "tokens" ? "token " + pos.y + ", feature " + pos.x : "unit " + pos.flat;
-    return el("div", {class: "ex-head"}, el("p", {class: "ex-title"}, el("span", {class: "mono", text: layer.name}),
-      " ", el("span", {class: "lkind", text: layer.kind}), " · " + where), moveButtons(fl));
+    return el("div", null, el("div", {class: "ex-head"}, el("p", {class: "ex-title"},
+      el("span", {class: "mono", text: layer.name}), " ", el("span", {class: "lkind", text: layer.kind}),
+      " · " + where), moveButtons(fl)), pickers(layer, fl));
+  }
+
+  /** Keyboard route to any value: a layer menu and output-channel buttons. */
+  function pickers(layer, fl) {
+    var sel = el("select", {id: "explain-layer", "aria-label": "layer to explain"});
+    App.state.meta.layers.forEach(function (l) {
+      var f = App.state.fwdLayers.get(l.id);
+      if (!f || !f.layout) return;
+      sel.appendChild(el("option", {value: l.id, text: "  ".repeat(l.depth) + l.name + " (" + l.kind + ")"}));
+    });
+    sel.value = String(layer.id);
+    sel.addEventListener("change", function () { jump(+sel.value, current.channel); });
+    var row = el("div", {class: "chanpager"}, el("label", null, "layer ", sel));
+    var n = fl.layout.mode === "channels" ? fl.layout.channels : 1;
+    if (n > 1) {
+      row.appendChild(el("button", {type: "button", id: "explain-ch-prev", "aria-label": "previous output channel",
+        text: "‹ ch", onclick: function () { jump(layer.id, (current.channel - 1 + n) % n); }}));
+      row.appendChild(el("button", {type: "button", id: "explain-ch-next", "aria-label": "next output channel",
+        text: "ch ›", onclick: function () { jump(layer.id, (current.channel + 1) % n); }}));
+    }
+    return row;
+  }
+
+  /** Explain the same position (clamped) in another layer or channel. */
+  function jump(layerId, channel) {
+    var f = App.state.fwdLayers.get(layerId);
+    if (!f || !f.layout || !current) return;
+    var L = f.layout, n = L.mode === "channels" ? L.channels : 1;
+    var at = {layerId: layerId, channel: Math.min(channel, n - 1), y: Math.min(current.y, L.tile_h - 1),
+      x: Math.min(current.x, L.tile_w - 1)};
+    var canvas = document.querySelector('#layers canvas.chan[data-layer-id="' + layerId + '"][data-channel="' +
+      at.channel + '"]');
+    if (canvas) canvas.scrollIntoView({block: "nearest"});   // the marks go on a visible tile
+    App.guarded(open)(at);
   }
 
   /** Buttons (and arrow keys) that move the explained pixel: watch the window slide while the
