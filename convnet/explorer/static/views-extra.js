@@ -286,6 +286,14 @@
     return App.getJSON("/api/invariance/" + base + "?dx=" + dx + "&dy=" + dy).then(function (r) {
       var box = App.clear($("#invariance"));
       box.dataset.shiftId = r.shift_id;
+      // before and after, side by side: the picture moved, the label did not
+      var pair = el("div", {class: "inv-pair"});
+      [[base, "before"], [r.shift_id, "after the shift"]].forEach(function (q) {
+        var img = el("img", {alt: q[1]});
+        App.imageURL("/api/input/" + q[0] + ".png").then(function (u) { img.src = u; }, App.showError);
+        pair.appendChild(el("figure", null, img, el("figcaption", {text: q[1]})));
+      });
+      box.appendChild(pair);
       box.appendChild(el("p", {class: "caption", text: "Input shifted by (dx " + dx + ", dy " + dy + ") px. " +
         "Orange: relative change ‖after − before‖ / ‖before‖ of each layer's output. Green: the same after " +
         "shifting the old map by the matching number of units: near 0 means the map simply moved with the " +
