@@ -300,7 +300,8 @@ def test_page_shows_every_layer(page, any_target, tmp_path):
     for name in tops:
         section = page.locator(f'#layers .section[data-top="{name}"]')
         assert section.count() == 1, f"{t.name}: no section for top-level layer {name}"
-        assert name in section.inner_text(), f"{t.name}: section {name} does not show its name"
+        assert section.is_visible() and name in section.inner_text(), \
+            f"{t.name}: section {name} does not show its name"
     shown = page.eval_on_selector_all(".layer[data-layer-name]",
                                       "els => els.map(e => e.dataset.layerName)")
     shown_modules = {split_call(s)[0] for s in shown}
@@ -412,21 +413,12 @@ OTHER_CASES = {  # pooling, activation, normalization, linear layers
 
 
 @pytest.mark.parametrize("name", list(CONV_CASES))
-def test_conv_pixel_is_the_product_sum(page, request, name, tmp_path):
+def test_every_kind_of_value_is_explained(page, request, name, tmp_path):
+    """Convs (stride, padding, dilation, groups, reflect), then pooling, activations,
+    normalizations and linear layers: the page's sum equals the model's value."""
     t = _target(request, name)
     open_page(page, t)
-    for layer, where, shot in CONV_CASES[name]:
-        explain_any(page, t, layer, where)
-        if shot:
-            snap(page, "#explain", shot, tmp_path)
-    assert_clean(page)
-
-
-@pytest.mark.parametrize("name", list(OTHER_CASES))
-def test_pool_activation_norm_are_explained(page, request, name, tmp_path):
-    t = _target(request, name)
-    open_page(page, t)
-    for layer, where, shot in OTHER_CASES[name]:
+    for layer, where, shot in CONV_CASES[name] + OTHER_CASES[name]:
         explain_any(page, t, layer, where)
         if shot:
             snap(page, "#explain", shot, tmp_path)
@@ -466,10 +458,12 @@ def test_gradcam_renders(page, request, name, tmp_path):
     for layer_value in dict.fromkeys([options[0], options[-1]]):
         page.select_option("#gradcam-class", cls)
         page.select_option("#gradcam-layer", layer_value)
+        # the page marks the image with the layer and class it shows once it has loaded
         page.wait_for_function(
-            """() => { const i = document.querySelector('#gradcam-img');
-                       return i && i.complete && i.naturalWidth > 0; }""", timeout=15_000)
-        page.wait_for_timeout(200)
+            """([l, k]) => { const i = document.querySelector('#gradcam-img');
+                return i && i.complete && i.naturalWidth > 0 && !i.dataset.loading
+                    && i.dataset.layerId === l && i.dataset.classIndex === k; }""",
+            arg=[layer_value, cls], timeout=15_000)
         images.append(snap(page, "#gradcam-img", f"gradcam_{name}", tmp_path, doc=False))
     if name == "lenet5":  # the last conv: where the evidence for the class is
         snap(page, "#gradcam-card", "gradcam", tmp_path)
