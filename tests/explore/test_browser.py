@@ -60,13 +60,21 @@ class TinyDilatedNet(nn.Module):
 
 
 class Digits:
-    """The bundled test digits, normalised: ``ds[i]`` is ``((1, 28, 28) float32, label)``."""
+    """The bundled digits, normalised: ``ds[i]`` is ``((1, 28, 28) float32, label)``. With
+    ``touch_edge`` the first digit is moved up and left until its ink touches the top row and
+    the left column, so that padding modes change what the border pixels compute."""
 
     classes = [str(d) for d in range(10)]
 
-    def __init__(self, split: str, n: int):
+    def __init__(self, split: str, n: int, touch_edge: bool = False):
         with np.load(DIGITS) as z:
-            images, labels = z[f"{split}_images"][:n], z[f"{split}_labels"][:n]
+            images, labels = z[f"{split}_images"][:n].copy(), z[f"{split}_labels"][:n]
+        if touch_edge:
+            rows, cols = np.nonzero(images[0] > 64)
+            top, left = rows.min(), cols.min()
+            moved = np.zeros_like(images[0])
+            moved[:28 - top, :28 - left] = images[0][top:, left:]
+            images[0] = moved
         self.x = ((images[:, None].astype(np.float32) / 255 - MEAN) / STD).astype(np.float32)
         self.y = labels.astype(np.int64)
 
@@ -92,7 +100,7 @@ def custom():
         loss.backward()
         opt.step()
     model.eval()
-    test = Digits("test", 64)
+    test = Digits("test", 64, touch_edge=True)
     ex = cn.explore(model, test, port=0, open_browser=False)
     try:
         yield Target("custom", ex.url, model, lambda i: test[i][0], test.classes)
@@ -339,7 +347,8 @@ EXPLAINED = """() => { const e = document.querySelector('#explain');
 def explain_any(page, target: Target, layer_label: str, where: str = "max",
                 input_id: str | None = None):
     """Click one cell of any layer (``where``: 'max' = its strongest value, 'corner' = the
-    top-left pixel of its strongest channel, where padding matters) and check the page's
+    top-left pixel of its strongest channel, 'edge' = that channel's strongest pixel of the top
+    row; padding matters at the last two) and check the page's
     ``#explain-sum`` and ``#explain-activation`` against the model's value there, computed
     here with a hook. Returns (sum shown, value computed here)."""
     input_id = input_id or current_input(page)
@@ -355,6 +364,8 @@ def explain_any(page, target: Target, layer_label: str, where: str = "max",
         y, x = divmod(k, layout["tile_w"])
     if where == "corner":
         y, x = 0, 0
+    elif where == "edge":  # the strongest pixel of the top row: its window hangs over the edge
+        y, x = 0, int(np.abs(out[c, 0]).argmax())
     y, x = int(y), int(x)
     cell = click_pixel(page, layer["id"], c, y, x, (layout["tile_h"], layout["tile_w"]))
     # the click handler sets #explain's data-* at once (the numbers follow asynchronously)
@@ -397,7 +408,8 @@ CONV_CASES = {
                  ("layer2.0.conv1", "max", None), ("conv1", "corner", None)],
     "unet": [("inc.block.0", "max", None), ("down1.1.block.0", "corner", None)],
     "vit_tiny": [("conv_proj", "max", None)],
-    "custom": [("stem", "corner", "conv_reflect"), ("block.0", "corner", None),
+    "custom": [("stem", "edge", "conv_reflect"), ("stem", "corner", None),
+               ("block.0", "edge", None),
                ("block.0", "max", "conv_dilated"), ("down", "corner", None)],
 }
 OTHER_CASES = {  # pooling, activation, normalization, linear layers
