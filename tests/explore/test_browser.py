@@ -616,6 +616,9 @@ def test_shift_shows_invariance(page, lenet5, tmp_path):
         "h => { const e = document.querySelector('#invariance');"
         " return e && e.innerText.trim().length > 0 && e.innerText !== h; }", arg=hint,
         timeout=15_000)
+    text = page.locator("#invariance").inner_text()
+    missing = [n for n, _ in lenet5.model.named_modules() if n and n not in text]
+    assert not missing, f"#invariance has no bar for {missing}"
     snap(page, "#invariance", "invariance", tmp_path)
     explain_any(page, lenet5, "features.2", "max", input_id=new)
     assert_clean(page)
