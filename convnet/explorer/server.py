@@ -79,17 +79,29 @@ def dispatch(session: Session, method: str, target: str, body: bytes = b"",
         return _error(500, f"{type(e).__name__}: {e}")
 
 
+def _header(headers: dict, name: str):
+    """A request header, whatever its capitalisation."""
+    return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
+
+
 def _route(s: Session, method: str, target: str, body: bytes, headers: dict):
     u = urlsplit(target)
     path, q = u.path, parse_qs(u.query)
     parts = [p for p in path.split("/") if p]
     if method == "POST":
-        if path == "/api/upload":
+        if path not in ("/api/upload", "/api/draw"):
+            raise ApiError(404, f"no POST endpoint {path}")
+        try:
+            if path == "/api/draw":
+                return _json(s.draw(body))
             name = unquote(headers.get("X-Filename") or headers.get("x-filename") or "upload")
             return _json(s.upload(body, Path(name).name or "upload"))
-        if path == "/api/draw":
-            return _json(s.draw(body))
-        raise ApiError(404, f"no POST endpoint {path}")
+        except ApiError as e:
+            # The page marks its own requests: a refused file is an answer it shows, not a
+            # failed request (which Chromium would log as a console error); scripts get 400.
+            if e.status == 400 and _header(headers, "X-Convnet-Page") == "1":
+                return _json({"error": e.message, "refused": True})
+            raise
     if method not in ("GET", "HEAD"):
         raise ApiError(405, f"method {method} not allowed")
     if path in ("/", "/index.html"):

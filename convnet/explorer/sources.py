@@ -208,12 +208,47 @@ class RunSource(Source):
         return ((p.pixels - mean) / std).astype(np.float32), notes
 
 
+class _Pairs:
+    """``(images, labels)`` arrays seen as a dataset of ``(image, label)`` pairs."""
+
+    def __init__(self, images, labels):
+        self.images, self.labels_ = _array(images), np.asarray(_label_array(labels))
+        self.targets = self.labels_
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.images[i], self.labels_[i]
+
+
+def _label_array(y):
+    return y._data if isinstance(y, Tensor) else np.asarray(y)
+
+
+def _as_dataset(dataset):
+    """What ``explore`` accepts, as one indexable: a DataLoader gives its ``dataset``; a pair
+    ``(images (N, C, H, W), labels (N,))`` (as ``TensorDataset`` takes them) becomes pairs."""
+    if dataset is None:
+        return None
+    if not hasattr(dataset, "__getitem__") and hasattr(dataset, "dataset") \
+            and hasattr(dataset, "batch_size"):
+        return dataset.dataset  # a DataLoader: explore its samples one by one
+    if isinstance(dataset, (tuple, list)) and len(dataset) == 2 and \
+            all(isinstance(a, (np.ndarray, Tensor)) for a in dataset):
+        images, labels = dataset
+        if np.ndim(_label_array(images)) == 4 and len(images) == len(labels):
+            return _Pairs(images, labels)
+    return dataset
+
+
 class PythonSource(Source):
     """``convnet.explore(model, dataset, ...)``: any model, inputs already as it expects them."""
 
     def __init__(self, model, dataset=None, class_names=None, input_shape=None, mean=None,
                  std=None, transform=None, title=None):
         self.model = model
+        dataset = _as_dataset(dataset)
         if dataset is not None and isinstance(dataset, Tensor):
             dataset = dataset._data
         if isinstance(dataset, np.ndarray):

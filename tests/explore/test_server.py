@@ -97,6 +97,11 @@ def test_upload_of_a_non_image_is_a_400_and_an_image_works(live):
     status, mime, body = _get(live.url + "api/upload", b"just text", {"X-Filename": "notes.txt"})
     assert status == 400 and mime == "application/json"
     assert json.loads(body)["error"].startswith("upload: notes.txt is not an image")
+    # the page's own requests get the refusal as an answer (no failed request in its console)
+    status, _, body = _get(live.url + "api/upload", b"just text",
+                           {"X-Filename": "notes.txt", "X-Convnet-Page": "1"})
+    answer = json.loads(body)
+    assert status == 200 and answer["refused"] is True and "not an image" in answer["error"]
     buf = io.BytesIO()
     Image.fromarray(np.full((16, 16), 200, np.uint8)).save(buf, format="PNG")
     status, _, body = _get(live.url + "api/upload", buf.getvalue(), {"X-Filename": "grey.png"})

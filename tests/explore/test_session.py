@@ -227,6 +227,22 @@ def test_python_source_needs_an_input_shape_without_data():
         PythonSource(TwoPath(), dataset=42)
 
 
+def test_python_source_takes_image_label_pairs_and_data_loaders():
+    from convnet.data import DataLoader, TensorDataset
+
+    rng = np.random.default_rng(3)
+    images = rng.standard_normal((5, 1, 12, 12)).astype(np.float32)
+    labels = np.array([2, 0, 1, 1, 0])
+    for data in ((images, labels), (Tensor._make(images), Tensor._make(labels)),
+                 DataLoader(TensorDataset(Tensor._make(images), Tensor._make(labels)),
+                            batch_size=2)):
+        src = PythonSource(TwoPath().eval(), data, class_names=["a", "b", "c"])
+        assert len(src) == 5 and src.input_shape == (1, 12, 12)
+        x, y = src.get(3)
+        np.testing.assert_array_equal(x, images[3])
+        assert y == 1 and list(src.labels()) == list(labels)
+
+
 def _png(arr) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")

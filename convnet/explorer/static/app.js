@@ -229,10 +229,15 @@ var ConvnetExplorer = (function () {
   }
 
   function postBytes(path, body, headers) {
-    return fetch(path, {method: "POST", body: body, headers: headers || {}}).then(function (res) {
+    // X-Convnet-Page: the server answers a refused file with 200 {error, refused} instead of
+    // 400, so a wrong file is a message on the page, not a failed request in the console.
+    var h = Object.assign({"X-Convnet-Page": "1"}, headers || {});
+    return fetch(path, {method: "POST", body: body, headers: h}).then(function (res) {
       return res.arrayBuffer().then(function (buf) {
         if (!res.ok) throw new Error(errorText(path, res.status, buf));
-        return JSON.parse(new TextDecoder().decode(buf));
+        var answer = JSON.parse(new TextDecoder().decode(buf));
+        if (answer.refused) throw new Error(answer.error);
+        return answer;
       });
     });
   }
