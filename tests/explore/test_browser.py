@@ -618,6 +618,9 @@ def test_shift_shows_invariance(page, lenet5, tmp_path):
     text = page.locator("#invariance").inner_text()
     missing = [n for n, _ in lenet5.model.named_modules() if n and n not in text]
     assert not missing, f"#invariance has no bar for {missing}"
+    # a conv's map moves with its input: after moving the old map, nothing changed
+    first = page.locator("#invariance .inv-row[data-layer-id]").filter(has_text="features.0")
+    assert first.first.locator(".eqv-num").inner_text().strip() == "0"
     snap(page, "#invariance", "invariance", tmp_path)
     explain_any(page, lenet5, "features.2", "max", input_id=new)
     assert_clean(page)

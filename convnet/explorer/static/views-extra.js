@@ -308,6 +308,9 @@
         [l.invariance, l.equivariance].forEach(function (v) { if (v !== null && isFinite(v)) max = Math.max(max, v); });
       });
       max = max || 1;
+      box.appendChild(el("div", {class: "inv-row inv-head"}, el("span", {text: "layer"}),
+        el("span", {text: "relative change"}), el("span", {class: "num", text: "change"}),
+        el("span", {class: "num eqv-num", text: "moved map"})));
       r.layers.forEach(function (l) {
         var layer = App.state.byId.get(l.id);
         if (!layer) return;
@@ -324,7 +327,11 @@
           title: layer.name + ": change " + App.fmt(l.invariance, 3) + (l.equivariance !== null &&
             l.equivariance !== undefined ? ", after moving the map " + App.fmt(l.equivariance, 3) : "")},
           el("span", {class: "lname", text: "  ".repeat(layer.depth) + layer.name}), track,
-          el("span", {class: "num", text: App.fmt(l.invariance, 2)}));
+          el("span", {class: "num", text: App.fmt(l.invariance, 2)}),
+          // "–": the shift is not a whole number of this layer's units, so the old map
+          // cannot be moved by it (e.g. a 1-pixel shift after a stride-2 pooling)
+          el("span", {class: "num eqv-num", text: l.equivariance === null ||
+            l.equivariance === undefined ? "–" : App.fmt(l.equivariance, 2)}));
         row.firstChild.style.paddingLeft = (8 * layer.depth) + "px";
         box.appendChild(row);
       });
