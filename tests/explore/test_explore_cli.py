@@ -4,17 +4,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
 from convnet.cli.main import EXAMPLES, main
 
+from ._proc import ctrl_c
 from .conftest import SERVING
 
 
@@ -76,13 +75,8 @@ def test_serve_then_ctrl_c_stops_cleanly(explore_runs):
         assert m, line
         with urllib.request.urlopen(m.group(1) + "api/meta", timeout=20) as r:
             assert json.loads(r.read())["model"] == "lenet5"
-        time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=20)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        out = ctrl_c(proc)
     assert proc.returncode == 0, out
     assert "Traceback" not in out and "convnet explore: stopped" in out
     assert "GET /api/meta" not in out  # requests are not logged

@@ -18,6 +18,8 @@ from convnet.explorer.server import PortInUse, dispatch, make_server
 from convnet.explorer.session import Session
 from convnet.explorer.sources import PythonSource
 
+from ._proc import ctrl_c
+
 
 def _model():
     return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
@@ -178,7 +180,6 @@ print("end of script", flush=True)
 
 
 def test_a_script_keeps_serving_until_ctrl_c(tmp_path):
-    import signal
     import subprocess
     import sys
     import time
@@ -193,10 +194,6 @@ def test_a_script_keeps_serving_until_ctrl_c(tmp_path):
         time.sleep(0.3)
         assert p.poll() is None  # the script is over, the server still answers
         assert json.loads(_get(url + "api/meta")[2])["model"] == "Net"
-        p.send_signal(signal.SIGINT)
-        out, _ = p.communicate(timeout=20)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        out = ctrl_c(p)
     assert p.returncode == 0 and "Traceback" not in out and "KeyboardInterrupt" not in out
