@@ -19,7 +19,7 @@ long = int64
 
 __version__ = "0.1.0"
 
-_LAZY = {"analysis", "data", "filters", "io", "metrics", "models", "train", "training", "utils", "viz"}
+_LAZY = {"analysis", "data", "filters", "io", "metrics", "models", "nas", "train", "training", "utils", "viz"}
 
 
 def __getattr__(name: str):
