@@ -275,14 +275,17 @@ def test_evolution_arguments():
 
 # ---------------------------------------------------------------------------- reinforce
 def test_reinforce_warm_start_is_recorded_but_gives_no_gradient():
-    st = Reinforce(SPACE, seed=0)
-    before = {k: p.numpy().copy() for k, p in st.controller.named_parameters()}
+    st = Reinforce(SPACE, seed=0, baseline_decay=0.5)
     arch = SPACE.sample(np.random.default_rng(9))
-    st.tell(arch, 3.0)
+    st.tell(arch, 3.0)  # the first reward sets the baseline
     assert st.history == [(arch, 3.0)] and st.baseline == 3.0
+    before = {k: p.numpy().copy() for k, p in st.controller.named_parameters()}
+    warm = SPACE.sample(np.random.default_rng(10))
+    st.tell(warm, 7.0)  # advantage 4, but not its own sample: no step
+    assert st.baseline == 5.0 and len(st.history) == 2
     for k, p in st.controller.named_parameters():
         assert np.array_equal(p.numpy(), before[k])
-    st.tell(st.ask(), 5.0)  # its own sample: a step
+    st.tell(st.ask(), 9.0)  # its own sample: a step
     assert any(not np.array_equal(p.numpy(), before[k]) for k, p in st.controller.named_parameters())
 
 
