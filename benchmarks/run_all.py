@@ -36,6 +36,7 @@ BENCHMARKS = {
     "detection_train": "detectors: a 200-step training probe, images/s and COCO mAP",
     "distill_fashion": "distillation: LeNet-5 from a teacher vs hard labels, 3 seeds, Fashion-MNIST",
     "onnx_inference": "inference: convnet vs onnxruntime, float32 and int8 (QDQ export)",
+    "nas_strategies": "NAS: strategies on the benchmark table (10 seeds), DARTS placed against it",
 }
 
 

@@ -189,6 +189,8 @@ def model_options(cfg: dict, info: DatasetInfo) -> dict:
 
     from .. import models
 
+    if cfg.get("arch"):  # a searched architecture (`convnet train --arch`): built by convnet.nas
+        return {}
     name, user = cfg["model"], dict(cfg.get("model_options") or {})
     for key, value in (("num_classes", len(info.classes)), ("in_channels", info.channels)):
         if key in user:
@@ -213,8 +215,14 @@ def build_model(cfg: dict, info: DatasetInfo):
     from .. import models
 
     opts = model_options(cfg, info)
-    model = models.create(cfg["model"], num_classes=len(info.classes),
-                          in_channels=info.channels, **opts)
+    if cfg.get("arch"):
+        from ..nas.build import build_record
+
+        model = build_record(cfg["arch"], num_classes=len(info.classes),
+                             in_channels=info.channels, image_size=info.size)
+    else:
+        model = models.create(cfg["model"], num_classes=len(info.classes),
+                              in_channels=info.channels, **opts)
     if cfg.get("dtype", "float32") == "float64":
         model = model.double()
     return model

@@ -18,6 +18,7 @@ __all__ = ["SUBCOMMANDS", "CLIError", "build_parser", "main", "add_threads_optio
 SUBCOMMANDS = [
     "convnet.cli.train",
     "convnet.cli.distill",
+    "convnet.cli.search_cmd",
     "convnet.cli.evaluate",
     "convnet.cli.predict",
     "convnet.cli.quantize_cmd",
@@ -40,6 +41,9 @@ EXAMPLES = {
               "convnet train --model-option pooling=max --epochs 2 --out runs/maxpool"],
     "distill": ["convnet distill --teacher runs/digits --model lenet5 --model-option pooling=max "
                 "--epochs 2 --out runs/student"],
+    "search": ["convnet search --space cell --dataset mnist-bundled --budget 10s --epochs 0.2 "
+               "--train-limit 2000 --out runs/search --overwrite",
+               "convnet train --arch runs/search/best.json --epochs 1 --out runs/searched"],
     "evaluate": ["convnet evaluate runs/digits", "convnet evaluate runs/digits --json"],
     "predict": ["convnet predict runs/digits digit.png", "convnet predict runs/digits . --json"],
     "quantize": ["convnet quantize runs/digits --out runs/digits-int8   # int8, calibrated on "
@@ -114,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``convnet`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by commands that log it
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2

@@ -22,7 +22,7 @@ DEFAULTS = {
     "restore_best": False,
     # --task detect only (filled from convnet.cli.detect.DETECT_DEFAULTS)
     "train_canvases": None, "test_canvases": None, "canvas_size": None, "warmup_steps": None,
-    "clip_grad": None,
+    "clip_grad": None, "arch": None,
 }
 DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3, "rmsprop": 1e-3}
 # Options that may differ when resuming (they do not change the numbers).
@@ -92,6 +92,8 @@ def add_parser(subparsers) -> None:
                               help="train a model (default: LeNet-5 on bundled MNIST digits)")
     a = p.add_argument
     a("--model", help="model name from `convnet models` (default lenet5)")
+    a("--arch", metavar="FILE", help="train a searched architecture instead of --model: the "
+                                     "best.json of `convnet search` (any convnet.nas.save_arch file)")
     a("--dataset", choices=DATASET_NAMES, help="default mnist-bundled (no download needed)")
     a("--data-dir", help="folder with the dataset files (for folder: ROOT/<class>/<image>)")
     a("--download", action="store_true", default=None,
@@ -145,6 +147,18 @@ def resolve_config(args) -> tuple[dict, Path]:
              if k in DEFAULTS and v is not None and k != "model_options"}
     if getattr(args, "model_option", None):
         given["model_options"] = dict(args.model_option)
+    if given.get("arch") is not None:
+        from ..nas.space import load_arch
+
+        if "model" in given or "model_options" in given:
+            raise ValueError("--arch builds the model from the architecture file; leave out "
+                             "--model and --model-option")
+        path = Path(given["arch"])
+        if not path.is_file():
+            raise FileNotFoundError(f"--arch {path}: no such file (give the best.json of a "
+                                    "`convnet search --out DIR` run)")
+        given["arch"] = load_arch(path)
+        given["model"] = f"nas-{given['arch']['space']}"
     out = Path(args.out) if args.out else None
     if args.resume:
         from ._setup import read_config

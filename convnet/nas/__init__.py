@@ -1,7 +1,8 @@
 """Neural architecture search (issue 18): search spaces, strategies, performance estimation.
 
 ``convnet.nas`` follows the three parts of NAS: the search space (``space``, ``cell``),
-the search strategy (``strategies``, ``darts``) and performance estimation.
+the search strategy (``strategies``, ``darts``) and performance estimation (``estimate``),
+plus a benchmark table of a small cell space (``bench``) for comparing strategies in seconds.
 """
 
 # Everything loads on first use, so ``import convnet.nas`` stays cheap.
@@ -15,8 +16,11 @@ _EXPORTS = {
     "RandomSearch": "strategies", "RegularizedEvolution": "strategies",
     "Reinforce": "strategies", "Strategy": "strategies",
     "DARTS": "darts", "Supernet": "darts", "MixedOp": "darts",
+    "Evaluation": "estimate", "PartialTraining": "estimate", "FullTraining": "estimate",
+    "WeightSharing": "estimate",
 }
-_SUBMODULES = {"space", "spaces", "macro", "build", "cell", "strategies", "darts"}
+_SUBMODULES = {"space", "spaces", "macro", "build", "cell", "strategies", "darts", "estimate",
+               "bench", "data"}
 
 __all__ = sorted(_EXPORTS) + ["spaces"]
 

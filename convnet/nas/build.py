@@ -19,7 +19,7 @@ import types
 
 from .space import CHOICE_MODULES, SearchSpace, load_arch
 
-__all__ = ["build", "build_saved"]
+__all__ = ["build", "build_saved", "build_record"]
 
 
 def build(space, arch, **options):
@@ -40,6 +40,29 @@ def build_saved(path, **overrides):
     """Rebuild the model of a ``save_arch`` file with its stored build options."""
     record = load_arch(path)
     return build(record["space"], record["arch"], **{**record["options"], **overrides})
+
+
+def build_record(record: dict, num_classes: int | None = None, in_channels: int | None = None,
+                 image_size: int | None = None):
+    """Build a ``load_arch`` record for a dataset: ``num_classes``, ``in_channels`` and the
+    square ``image_size`` override the stored options where the space takes them (the
+    macro space's ``input_shape``, the cell space's ``in_channels``)."""
+    import inspect
+
+    from . import spaces
+
+    space = spaces.get(record["space"])
+    opts = dict(record.get("options") or {})
+    accepted = set(inspect.signature(space.build_model).parameters)
+    accepted |= set(getattr(space, "default_options", {}))
+    if num_classes is not None:
+        opts["num_classes"] = int(num_classes)
+    if "input_shape" in accepted and in_channels is not None and image_size is not None:
+        opts["input_shape"] = (int(in_channels), int(image_size), int(image_size))
+    elif "in_channels" in accepted and in_channels is not None:
+        opts["in_channels"] = int(in_channels)
+    opts = {k: (tuple(v) if k == "input_shape" else v) for k, v in opts.items()}
+    return build(space, record["arch"], **opts)
 
 
 class _CallableModule(types.ModuleType):

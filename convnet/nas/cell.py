@@ -132,15 +132,16 @@ class ResidualReduction(nn.Module):
 
         out = ReLUConvBN_3x3(ReLUConvBN_3x3,stride2(x)) + Conv1x1(AvgPool2d(2)(x))
 
-    Shape: ``(B, C_in, H, W) -> (B, C_out, ceil(H/2), ceil(W/2))`` (``H`` and ``W`` even keep
-    both branches aligned; odd sizes are rejected by the addition).
+    Shape: ``(B, C_in, H, W) -> (B, C_out, ceil(H/2), ceil(W/2))``; the shortcut's pool uses
+    ``ceil_mode`` so that odd sizes (7 -> 4) keep both branches aligned (even sizes, NB201's
+    case, are unchanged by it).
     """
 
     def __init__(self, C_in: int, C_out: int):
         super().__init__()
         self.conv_a = ReLUConvBN(C_in, C_out, 3, stride=2)
         self.conv_b = ReLUConvBN(C_out, C_out, 3)
-        self.shortcut = nn.Sequential(nn.AvgPool2d(2, stride=2),
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, stride=2, ceil_mode=True),
                                       nn.Conv2d(C_in, C_out, 1, bias=False))
 
     def forward(self, x):
@@ -299,6 +300,8 @@ class CellSpace(_Base):
 
     Args:
         C: stem channels of the built network (16 in NB201; 8 is quicker). N: cells per stage.
+        ops: the candidate operations of every edge (a subset of :data:`OPS`, kept in its
+            order); the benchmark table uses ``("none", "skip_connect", "nor_conv_3x3")``.
 
     A ``SearchSpace``: ``choices`` is ``{edge: list(OPS)}``, ``size`` 15,625, ``to_index``
     reads the arch as a base-5 number (first edge most significant, op digits in
@@ -312,12 +315,20 @@ class CellSpace(_Base):
         model = space.build(arch, num_classes=10, in_channels=1)
     """
 
-    def __init__(self, C: int = 16, N: int = 1):
-        super().__init__("cell", choices={e: list(OPS) for e in EDGES}, C=C, N=N)
-        self.C, self.N = C, N
+    def __init__(self, C: int = 16, N: int = 1, ops=OPS):
+        ops = tuple(ops)
+        bad = [o for o in ops if o not in OPS]
+        if bad or not ops or len(set(ops)) != len(ops):
+            raise ValueError(f"CellSpace: ops must be distinct names from {list(OPS)}, got {list(ops)}")
+        if ops == ("none",):
+            raise ValueError("CellSpace: ops=['none'] leaves an empty space (every cell outputs zeros)")
+        ops = tuple(o for o in OPS if o in ops)  # NB201's order, whatever order was given
+        super().__init__("cell", choices={e: list(ops) for e in EDGES}, C=C, N=N)
+        self.C, self.N, self.ops = C, N, ops
 
     def __repr__(self) -> str:
-        return f"CellSpace(C={self.C}, N={self.N})"
+        extra = "" if self.ops == OPS else f", ops={list(self.ops)}"
+        return f"CellSpace(C={self.C}, N={self.N}{extra})"
 
     def build_model(self, arch: dict, num_classes: int = 10, in_channels: int = 1, C: int = 16,
                     N: int = 1) -> CellNetwork:

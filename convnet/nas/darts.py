@@ -23,6 +23,7 @@ alternation (the bilevel problem ``min_alpha L_val(w*(alpha), alpha)``,
 from __future__ import annotations
 
 import copy
+import math
 import re
 from typing import Callable, Iterable
 
@@ -47,15 +48,17 @@ class MixedOp(nn.Module):
     still enters the softmax's normalisation, so its alpha receives a gradient).
     """
 
-    def __init__(self, C: int, affine: bool = True):
+    def __init__(self, C: int, affine: bool = True, op_names=OPS):
         super().__init__()
-        self.ops = nn.ModuleList([make_op(name, C, affine) for name in OPS])
+        self.op_names = tuple(op_names)
+        self.ops = nn.ModuleList([make_op(name, C, affine) for name in self.op_names])
 
     def forward(self, x, weights):
-        if tuple(weights.shape) != (len(OPS),):
-            raise ValueError(f"MixedOp: weights must have shape ({len(OPS)},), got {tuple(weights.shape)}")
+        n = len(self.op_names)
+        if tuple(weights.shape) != (n,):
+            raise ValueError(f"MixedOp: weights must have shape ({n},), got {tuple(weights.shape)}")
         out = None
-        for o, (name, op) in enumerate(zip(OPS, self.ops)):
+        for o, (name, op) in enumerate(zip(self.op_names, self.ops)):
             if name == "none":
                 continue
             y = op(x) * weights[o]
@@ -69,9 +72,9 @@ class MixedCell(nn.Module):
     ``forward(x, weights)``: ``weights`` ``(6, 5)``, row ``k`` mixes edge ``EDGES[k]``.
     """
 
-    def __init__(self, C: int, affine: bool = True):
+    def __init__(self, C: int, affine: bool = True, op_names=OPS):
         super().__init__()
-        self.edges = nn.ModuleDict({e: MixedOp(C, affine) for e in EDGES})
+        self.edges = nn.ModuleDict({e: MixedOp(C, affine, op_names) for e in EDGES})
 
     def forward(self, x, weights):
         nodes = [x]
@@ -107,11 +110,13 @@ class Supernet(CellNetwork):
     def __init__(self, space: CellSpace | None = None, C: int | None = None, N: int | None = None,
                  num_classes: int = 10, in_channels: int = 1):
         space = CellSpace() if space is None else space
-        super().__init__(lambda _i, c: MixedCell(c), C=space.C if C is None else C,
+        op_names = tuple(getattr(space, "ops", OPS))
+        super().__init__(lambda _i, c: MixedCell(c, op_names=op_names), C=space.C if C is None else C,
                          N=space.N if N is None else N, num_classes=num_classes, in_channels=in_channels)
         self.space = space
+        self.op_names = op_names
         # DARTS' initialisation: small random alphas, so the first mixture is nearly uniform
-        init = 1e-3 * _random.generator().standard_normal((len(EDGES), len(OPS)))
+        init = 1e-3 * _random.generator().standard_normal((len(EDGES), len(self.op_names)))
         self.alpha = nn.Parameter(Tensor(init.astype(np.float32)))
 
     def weights(self) -> list:
@@ -129,16 +134,17 @@ class Supernet(CellNetwork):
     def forward(self, x, weights=None):
         if weights is None:
             weights = self.mixing_weights()
-        elif tuple(weights.shape) != (len(EDGES), len(OPS)):
-            raise ValueError(f"Supernet: weights must have shape ({len(EDGES)}, {len(OPS)}), "
+        elif tuple(weights.shape) != (len(EDGES), len(self.op_names)):
+            raise ValueError(f"Supernet: weights must have shape ({len(EDGES)}, {len(self.op_names)}), "
                              f"got {tuple(weights.shape)}")
         return super().forward(x, weights)
 
     def derive(self) -> dict:
         """The discrete architecture: on each edge the argmax of alpha over the ops other than
         ``none`` (DARTS' rule; ties go to the earlier op)."""
-        a = self.alpha.numpy()
-        return {e: OPS[1 + int(np.argmax(a[k, 1:]))] for k, e in enumerate(EDGES)}
+        a, ops = self.alpha.numpy(), self.op_names
+        allowed = [o for o, name in enumerate(ops) if name != "none"]
+        return {e: ops[allowed[int(np.argmax(a[k, allowed]))]] for k, e in enumerate(EDGES)}
 
     def build(self, arch: dict) -> CellNetwork:
         """The fixed network of ``arch`` (``space.build``) with the weights inherited from this
@@ -150,7 +156,7 @@ class Supernet(CellNetwork):
         state = {}
         for key in net.state_dict():
             m = _EDGE_KEY.match(key)
-            src = f"{m.group(1)}.ops.{OPS.index(arch[m.group(2)])}.{m.group(3)}" if m else key
+            src = f"{m.group(1)}.ops.{self.op_names.index(arch[m.group(2)])}.{m.group(3)}" if m else key
             state[key] = own[src]
         net.load_state_dict(state)
         dtype = self.alpha.dtype
@@ -182,6 +188,9 @@ class DARTS:
             where the gradient jumps; a smaller one (1e-4 in float64) is closer to the exact
             unrolled gradient.
         seed: seeds convnet's global generator (weights, alpha, DataLoader shuffling).
+        warmup_epochs: epochs that train the weights only, before alpha moves (as PC-DARTS
+            and later DARTS variants do: with untrained weights the parameter-free
+            ``skip_connect`` wins the early mixture and DARTS collapses onto it).
         dtype: the supernet's floating dtype (float32 default).
         loss: ``loss(logits, targets)`` (cross entropy by default).
 
@@ -197,7 +206,7 @@ class DARTS:
                  w_momentum: float = 0.9, w_weight_decay: float = 3e-4, grad_clip: float | None = 5.0,
                  alpha_lr: float = 3e-4, alpha_betas=(0.5, 0.999), alpha_weight_decay: float = 1e-3,
                  xi: float | None = None, hvp_eps: float = 0.01, seed: int = 0, dtype=np.float32,
-                 loss: Callable | None = None):
+                 loss: Callable | None = None, warmup_epochs: int = 0):
         if order not in (1, 2):
             raise ValueError(f"DARTS: order must be 1 or 2, got {order!r}")
         self.space = CellSpace() if space is None else space
@@ -207,6 +216,9 @@ class DARTS:
             raise ValueError(f"DARTS: hvp_eps must be > 0, got {hvp_eps!r}")
         self.hvp_eps = float(hvp_eps)
         self.grad_clip = grad_clip
+        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
+            raise ValueError(f"DARTS: warmup_epochs must be an int >= 0, got {warmup_epochs!r}")
+        self.warmup_epochs = warmup_epochs
         self.seed = seed
         self.loss = cross_entropy if loss is None else loss
         _random.manual_seed(seed)
@@ -273,10 +285,12 @@ class DARTS:
     def step(self, train_batch, val_batch) -> dict:
         """One alpha step on ``val_batch`` then one weight step on ``train_batch``; returns
         ``{"train_loss", "val_loss"}`` (the losses before the respective updates)."""
-        g, val_loss = self.hypergradient(train_batch, val_batch)
         net = self.supernet
-        net.alpha.grad = Tensor._make(g.astype(net.alpha.dtype, copy=False))
-        self.alpha_optimizer.step()
+        val_loss = math.nan
+        if self.epoch >= self.warmup_epochs:  # warm-up epochs train the weights only
+            g, val_loss = self.hypergradient(train_batch, val_batch)
+            net.alpha.grad = Tensor._make(g.astype(net.alpha.dtype, copy=False))
+            self.alpha_optimizer.step()
         net.alpha.grad = None
         x, y = _as_batch(train_batch, self.dtype)
         net.train()
