@@ -317,6 +317,9 @@ def run(args) -> int:
                     ("--supernet-steps", args.supernet_steps), ("--batch-size", args.batch_size)):
         if v is not None and v <= 0:
             raise ValueError(f"{flag} must be positive, got {v}")
+    if args.strategy == "darts" and args.estimate == "shared":
+        raise ValueError("--strategy darts already shares one supernet's weights; its derived "
+                         "cell is then trained: use --estimate partial (default) or full")
     if args.strategy == "darts" and args.space != "cell":
         raise ValueError("--strategy darts searches the cell space (a continuous relaxation of "
                          "its edge operations); use --space cell")

@@ -303,9 +303,9 @@ class CellSpace(_Base):
         ops: the candidate operations of every edge (a subset of :data:`OPS`, kept in its
             order); the benchmark table uses ``("none", "skip_connect", "nor_conv_3x3")``.
 
-    A ``SearchSpace``: ``choices`` is ``{edge: list(OPS)}``, ``size`` 15,625, ``to_index``
-    reads the arch as a base-5 number (first edge most significant, op digits in
-    :data:`OPS` order). ``build(arch, num_classes=10, in_channels=1, C=self.C, N=self.N)``
+    A ``SearchSpace``: ``choices`` is ``{edge: list(ops)}``, ``size`` ``len(ops)**6`` (15,625
+    for all five), ``to_index`` reads the arch as a base-``len(ops)`` number (first edge most
+    significant, op digits in :data:`OPS` order). ``build(arch, num_classes=10, in_channels=1, C=self.C, N=self.N)``
     gives an ordinary :class:`CellNetwork` of fixed :class:`Cell` s.
 
     Example::

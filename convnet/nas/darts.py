@@ -40,10 +40,11 @@ __all__ = ["MixedOp", "MixedCell", "Supernet", "DARTS"]
 
 
 class MixedOp(nn.Module):
-    """``sum_o weights[o] * op_o(x)`` over all operations of :data:`~convnet.nas.cell.OPS`.
+    """``sum_o weights[o] * op_o(x)`` over the operations ``op_names`` (default all of
+    :data:`~convnet.nas.cell.OPS`).
 
     ``ops[o]`` is the module of operation ``OPS[o]``. ``forward(x, weights)``: ``x``
-    ``(B, C, H, W)``, ``weights`` ``(len(OPS),)`` (a softmax row of alpha, or any mixing
+    ``(B, C, H, W)``, ``weights`` ``(len(op_names),)`` (a softmax row of alpha, or any mixing
     vector) -> ``(B, C, H, W)``. The ``none`` term is zero and is not computed (its weight
     still enters the softmax's normalisation, so its alpha receives a gradient).
     """
@@ -69,7 +70,7 @@ class MixedOp(nn.Module):
 class MixedCell(nn.Module):
     """A cell whose 6 edges are :class:`MixedOp` s (``edges[<label>]``).
 
-    ``forward(x, weights)``: ``weights`` ``(6, 5)``, row ``k`` mixes edge ``EDGES[k]``.
+    ``forward(x, weights)``: ``weights`` ``(6, len(op_names))``, row ``k`` mixes edge ``EDGES[k]``.
     """
 
     def __init__(self, C: int, affine: bool = True, op_names=OPS):
@@ -93,7 +94,8 @@ _EDGE_KEY = re.compile(r"^(cells\.\d+\.edges\.(edge_\d+_\d+))\.(.*)$")
 
 class Supernet(CellNetwork):
     """The one-shot network of the cell space: :class:`MixedCell` s in NB201's skeleton, and
-    the architecture parameters ``alpha`` ``(6, 5)`` (rows :data:`EDGES`, columns :data:`OPS`).
+    the architecture parameters ``alpha`` ``(6, len(space.ops))`` (rows :data:`EDGES`, columns
+    the space's operations in :data:`OPS` order; ``(6, 5)`` for the full space).
 
     ``alpha`` is a registered Parameter (so ``double()``, ``state_dict()`` reach it), but
     :meth:`weights` leaves it out: optimise ``weights()`` and ``arch_parameters()`` apart.
@@ -104,7 +106,7 @@ class Supernet(CellNetwork):
             in_channels: as :class:`CellNetwork`.
 
     ``forward(x, weights=None)``: the mixing weights default to ``softmax(alpha, dim=1)``;
-    pass a ``(6, 5)`` tensor (e.g. one-hot rows) to use others.
+    pass a ``(6, len(ops))`` tensor (e.g. one-hot rows) to use others.
     """
 
     def __init__(self, space: CellSpace | None = None, C: int | None = None, N: int | None = None,
@@ -128,7 +130,7 @@ class Supernet(CellNetwork):
         return [self.alpha]
 
     def mixing_weights(self) -> Tensor:
-        """``softmax(alpha, dim=1)``, ``(6, 5)``."""
+        """``softmax(alpha, dim=1)``, ``(6, len(ops))``."""
         return softmax(self.alpha, dim=1)
 
     def forward(self, x, weights=None):
@@ -145,6 +147,52 @@ class Supernet(CellNetwork):
         a, ops = self.alpha.numpy(), self.op_names
         allowed = [o for o, name in enumerate(ops) if name != "none"]
         return {e: ops[allowed[int(np.argmax(a[k, allowed]))]] for k, e in enumerate(EDGES)}
+
+    def derive_by_perturbation(self, batches) -> tuple[dict, dict]:
+        """Choose each edge's op by how much the supernet needs it (Wang et al., ICLR 2021,
+        "Rethinking architecture selection in differentiable NAS"), not by alpha's size.
+
+        For every edge and every op other than ``none``, that op's mixing weight is set to
+        zero (the rest of the mixture unchanged) and the supernet's accuracy on ``batches``
+        (``(inputs, targets)`` pairs, BatchNorm in eval mode) is measured; the edge keeps the
+        op whose removal costs the most. Alpha's magnitude favours parameter-free ops such as
+        ``skip_connect`` even when the network relies on its convolutions; this rule does not.
+
+        Returns ``(arch, drops)`` with ``drops[edge][op]`` = accuracy lost without that op.
+        """
+        from ..autograd.grad_mode import no_grad
+
+        batches = [(np.asarray(x, dtype=self.alpha.dtype), np.asarray(y)) for x, y in batches]
+        if not batches:
+            raise ValueError("Supernet.derive_by_perturbation: batches is empty")
+        base = self.mixing_weights().numpy()
+
+        def acc(weights: np.ndarray) -> float:
+            correct = total = 0
+            with no_grad():
+                for x, y in batches:
+                    logits = self.forward(Tensor._make(x), Tensor._make(weights)).numpy()
+                    correct += int((logits.argmax(1) == y).sum())
+                    total += len(y)
+            return correct / total
+
+        was_training = self.training
+        self.train(False)
+        try:
+            full = acc(base)
+            arch, drops = {}, {}
+            for k, edge in enumerate(EDGES):
+                drops[edge] = {}
+                for o, name in enumerate(self.op_names):
+                    if name == "none":
+                        continue
+                    w = base.copy()
+                    w[k, o] = 0.0
+                    drops[edge][name] = full - acc(w)
+                arch[edge] = max(drops[edge], key=lambda n: drops[edge][n])
+        finally:
+            self.train(was_training)
+        return arch, drops
 
     def build(self, arch: dict) -> CellNetwork:
         """The fixed network of ``arch`` (``space.build``) with the weights inherited from this

@@ -320,10 +320,16 @@ class WeightSharing(PartialTraining):
         x, y = self.train
         rng = np.random.default_rng(self.seed + self.steps_done)
         t0 = time.perf_counter()
-        for _ in range(max(0, steps)):
+        target, misses = self.steps_done + max(0, steps), 0
+        while self.steps_done < target:
             arch = space.sample(rng)
             if self.constraint is not None and not self.constraint.allows(space, arch):
+                misses += 1  # refused candidates are not steps; give up as the strategies do
+                if misses > 1000:
+                    raise ValueError(f"WeightSharing: no architecture of {space.name} fits: "
+                                     f"{self.constraint.why(space, arch)}")
                 continue
+            misses = 0
             manual_seed(self.seed + self.steps_done)
             model = self.build(space, arch)
             keys = self._inherit(model)

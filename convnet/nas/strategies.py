@@ -444,7 +444,9 @@ class Reinforce(Strategy):
     into ``history`` and the baseline but give no gradient (REINFORCE is on-policy).
 
     Args:
-        lr: Adam learning rate (default 0.1).
+        lr: Adam learning rate (default 0.1 for the categorical controller, 0.003 for the
+            rnn one: at 0.1 the LSTM collapses onto one architecture within ten asks; on the
+            benchmark table 0.003 brings it within 0.2 points of the optimum in 100 queries).
         baseline_decay: in [0, 1) (default 0.9).
         controller: ``"categorical"`` (independent logits per choice) or ``"rnn"`` (a
             recurrent controller over the choices in label order, so later choices depend on
@@ -455,13 +457,15 @@ class Reinforce(Strategy):
 
     name = "reinforce"
 
-    def __init__(self, space, lr: float = 0.1, baseline_decay: float = 0.9,
+    def __init__(self, space, lr: float | None = None, baseline_decay: float = 0.9,
                  controller: str = "categorical", entropy: float = 0.0, seed: int = 0,
                  constraint=None, hidden_size: int = 32, cell: str = "lstm"):
         if controller not in ("categorical", "rnn"):
             raise ValueError(f"Reinforce: controller must be 'categorical' or 'rnn', got {controller!r}")
         if not 0.0 <= baseline_decay < 1.0:
             raise ValueError(f"Reinforce: baseline_decay must be in [0, 1), got {baseline_decay}")
+        if lr is None:
+            lr = 0.1 if controller == "categorical" else 0.003
         if not (lr > 0 and math.isfinite(lr)):
             raise ValueError(f"Reinforce: lr must be a positive number, got {lr}")
         if not (entropy >= 0 and math.isfinite(entropy)):

@@ -63,3 +63,33 @@ def test_odd_feature_maps_keep_the_reduction_branches_aligned():
     model = space.build({e: "nor_conv_3x3" for e in space.choices})
     x = np.zeros((1, 1, 14, 14), np.float32)  # 14 -> 7 -> 4: the odd 7 used to break the add
     assert model(tensor(x)).shape == (1, 10)
+
+
+def test_perturbation_selection_measures_each_ops_removal():
+    from convnet import tensor
+    from convnet.autograd.grad_mode import no_grad
+
+    space = CellSpace(C=4, ops=("none", "skip_connect", "nor_conv_3x3"))
+    net = Supernet(space)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((16, 1, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 10, 16)
+    net.train(False)
+    with no_grad():
+        y = net(tensor(x)).numpy().argmax(1)  # labels the full mixture gets all right
+    net.train(True)
+    arch, drops = net.derive_by_perturbation([(x[:8], y[:8]), (x[8:], y[8:])])
+    assert set(drops) == set(space.choices) and all(set(d) == {"skip_connect", "nor_conv_3x3"}
+                                                  for d in drops.values())
+    assert all(arch[e] == max(drops[e], key=drops[e].get) for e in arch)
+    w = net.mixing_weights().numpy().copy()
+    w[2, 2] = 0.0  # edge_2_1 without its conv
+    net.train(False)
+    with no_grad():
+        acc = float((net(tensor(x), tensor(w)).numpy().argmax(1) == y).mean())
+    assert abs(drops["edge_2_1"]["nor_conv_3x3"] - (1.0 - acc)) < 1e-9
+    net.train(True)
+    net.derive_by_perturbation([(x, y)])
+    assert net.training  # the mode it had is restored
+    with pytest.raises(ValueError, match="empty"):
+        net.derive_by_perturbation([])
