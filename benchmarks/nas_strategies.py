@@ -161,6 +161,8 @@ def run_darts(table, order: int, epochs: int, minutes: float, alpha_lr: float, s
     by_perturbation, _ = darts.supernet.derive_by_perturbation(
         [(xv[i:i + 500], yv[i:i + 500]) for i in range(0, len(xv), 500)])
     perturb_s = time.perf_counter() - t1
+    trajectory = [(h["epoch"] + 1, table.rank(h["arch"]), 100 * table.query(h["arch"])["val_accuracy"])
+                  for h in darts.history]
     rows = []
     for rule, arch, extra in (("argmax alpha", darts.derive(), 0.0),
                               ("perturbation", by_perturbation, perturb_s)):
@@ -168,7 +170,7 @@ def run_darts(table, order: int, epochs: int, minutes: float, alpha_lr: float, s
         rows.append({"order": order, "rule": rule, "epochs": done, "warmup": warmup,
                      "seconds": seconds + extra, "arch": arch, "val": q["val_accuracy"],
                      "test": q["test_accuracy"], "rank": table.rank(arch),
-                     "percentile": table.percentile(arch)})
+                     "percentile": table.percentile(arch), "trajectory": trajectory})
     return rows
 
 
@@ -203,13 +205,19 @@ def main(argv=None) -> int:
     print("### DARTS on the table's cell space, placed against the table\n")
     print("| DARTS | selection | epochs (warm-up) | search time | derived cell | table val % | test % | rank of 729 | percentile |")
     print("|---|---|---|---|---|---|---|---|---|")
+    trajectories = {}
     for order in [int(o) for o in args.darts_orders.split(",")]:
         for r in run_darts(table, order, args.darts_epochs, args.darts_minutes,
                            args.darts_alpha_lr, 0, args.darts_warmup):
+            trajectories[order] = r["trajectory"]
             print(f"| order {r['order']} | {r['rule']} | {r['epochs']} ({r['warmup']}) | {r['seconds'] / 60:.1f} min | "
                   f"{'|'.join(v.replace('nor_conv_3x3', 'conv3').replace('skip_connect', 'skip') for v in r['arch'].values())} | "
                   f"{100 * r['val']:.2f} | {100 * r['test']:.2f} | {r['rank']} | {r['percentile']:.1f} |",
                   flush=True)
+    print("\nThe argmax cell's table rank (val %) after each epoch, every 5th:\n")
+    for order, traj in trajectories.items():
+        print(f"- order {order}: " + ", ".join(f"{e}: {rank} ({acc:.1f})" for e, rank, acc in traj
+                                               if e % 5 == 0 or e == 1))
     return 0
 
 

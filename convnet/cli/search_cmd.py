@@ -262,6 +262,9 @@ def plot(record: dict, path: Path) -> None:
     fy = [100 * e["score"] for e in front]
     ax.step(fx, fy, where="post", color="crimson", lw=1.4, zorder=2, label="Pareto front")
     ax.scatter(fx, fy, facecolors="none", edgecolors="crimson", s=70, lw=1.2, zorder=4)
+    if record.get("max_params"):
+        ax.axvline(record["max_params"], color="0.4", ls="--", lw=1,
+                   label=f"--max-params {record['max_params']:,}")
     best = record["best"]
     if best is not None:
         ax.scatter([best["params"]], [100 * best["score"]], marker="*", s=220, color="gold",

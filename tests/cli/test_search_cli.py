@@ -103,3 +103,26 @@ def test_train_arch_errors(tmp_path, capsys):
     bad.write_text("{not json")
     assert main(["train", "--arch", str(bad), "--out", str(tmp_path / "r")]) == 2
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_what_was_found(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "c"
+    proc = subprocess.Popen([sys.executable, "-m", "convnet", "search", "--space", "cell",
+                             "--space-option", "C=4", "--budget", "120s", *TINY, "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:  # wait for two evaluations, then press Ctrl-C
+            if "#2 " in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "interrupted: " in err and "Traceback" not in err
+    res = json.loads((out / "results.json").read_text())
+    assert res["status"] == "interrupted" and len(res["evaluations"]) >= 2
+    assert load_arch(out / "best.json")["arch"] == res["best"]["arch"]
