@@ -222,11 +222,9 @@ def main(argv=None) -> int:
 
 
 def _cpu() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown"
+    from convnet.cli.info_cmd import _cpu_model
+
+    return _cpu_model()
 
 
 if __name__ == "__main__":

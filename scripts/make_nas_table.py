@@ -26,7 +26,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -63,6 +62,7 @@ def evaluate_cell(index: int, splits: dict) -> list:
     """One row: ``[val_curve, test_accuracy, params, macs, seconds]``."""
     from convnet.nas import bench, estimate
     from convnet.nas.space import count_macs
+    from convnet.random import manual_seed
 
     p, space = bench.PROTOCOL, bench.table_space()
     arch = space.from_index(index)
@@ -70,8 +70,7 @@ def evaluate_cell(index: int, splits: dict) -> list:
                                    train_limit=None, batch_size=p["batch_size"], lr=p["lr"],
                                    seed=p["seed"])
     t0 = time.perf_counter()
-    manual = __import__("convnet.random", fromlist=["manual_seed"]).manual_seed
-    manual(p["seed"])
+    manual_seed(p["seed"])
     model = est.build(space, arch)
     run = estimate.train_model(model, est.train, est.val, epochs=p["epochs"],
                                batch_size=p["batch_size"], lr=p["lr"], seed=p["seed"])
@@ -161,12 +160,9 @@ def main(argv=None) -> int:
     rows = [done[i] for i in range(space.size)]
     import numpy as np
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    from convnet.cli.info_cmd import _cpu_model
+
+    cpu = _cpu_model()
     cpu = args.trained_on or cpu
     meta = {"protocol": bench.PROTOCOL, "columns": list(bench.COLUMNS),
             "made_by": "scripts/make_nas_table.py", "cpu": cpu,

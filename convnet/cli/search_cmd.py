@@ -536,10 +536,7 @@ def _run_darts(args, space, data, estimator, rec, deadline, macs_of, budget) -> 
 def _machine() -> dict:
     import os
 
-    cpu = "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    from .info_cmd import _cpu_model
+
+    cpu = _cpu_model()
     return {"cpu": cpu, "cores": os.cpu_count(), "load": list(os.getloadavg())}
