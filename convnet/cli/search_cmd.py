@@ -389,7 +389,11 @@ def run(args) -> int:
     if rec.best_index is None:
         raise ValueError("the search evaluated no architecture within the budget")
     best = rec.evaluations[rec.best_index]
-    print(f"\n{status}: {len(rec.evaluations)} architectures in {_fmt_time(time.monotonic() - started)}")
+    reused = rec.header.get("same_model_reused", 0)
+    again = (f" ({reused} more proposal(s) built a model already scored and were given its score)"
+             if reused else "")
+    print(f"\n{status}: {len(rec.evaluations)} architectures in "
+          f"{_fmt_time(time.monotonic() - started)}{again}")
     print(rec.leaderboard(5))
     print(f"\nbest: val accuracy {best['score']:.4f}, {best['params']:,} parameters -> {out}/best.json")
     print(f"results: {out}/results.json   plot: {out}/search.png")
@@ -457,6 +461,7 @@ def _run_strategy(args, space, estimator, constraint, rec, deadline, macs_of, bu
             raise _too_small(budget, expected, f"{args.estimate} training of one architecture "
                              f"({estimator.epochs:g} epoch(s) of {len(x):,} images)")
     durations: list[float] = []
+    scored = _SameModel(lambda arch: estimator.build(space, arch))
     while True:
         left = deadline - time.monotonic()
         if durations:
@@ -465,11 +470,19 @@ def _run_strategy(args, space, estimator, constraint, rec, deadline, macs_of, bu
             return "budget spent"
         arch = pending if pending is not None else strategy.ask()
         pending = None
+        known = scored.lookup(arch)
+        if known is not None:  # the model of an architecture already scored: no retraining
+            strategy.tell(arch, known)
+            if scored.repeats_in_a_row >= _SameModel.GIVE_UP:
+                return "space exhausted"
+            continue
         ev = estimator(space, arch, deadline=deadline) if args.estimate != "shared" else \
             estimator(space, arch)
         if ev.stopped:
             return "budget spent"  # cut short by the deadline: not a fair score, not told
         durations.append(ev.seconds)
+        scored.remember(arch, ev.score)
+        rec.header["same_model_reused"] = scored.reused
         strategy.tell(arch, ev.score)
         improved = rec.add(ev, macs_of(arch))
         e = rec.evaluations[-1]
@@ -480,6 +493,39 @@ def _run_strategy(args, space, estimator, constraint, rec, deadline, macs_of, bu
         rec.write("running")
         if improved and len(rec.evaluations) > 1:
             print(rec.leaderboard(5), flush=True)
+
+
+class _SameModel:
+    """Scores by model, not by architecture dict: an architecture whose model was already
+    scored (it differs only in choices the model does not use) gets that score again instead
+    of a second training, which would only measure noise and spend the budget."""
+
+    GIVE_UP = 2000  # proposals in a row that were all already scored: the space is exhausted
+
+    def __init__(self, build):
+        self.build = build  # arch -> model, as the estimator builds it
+        self.scores: dict[str, float] = {}
+        self.reused = self.repeats_in_a_row = 0
+        self._key = None
+
+    def lookup(self, arch) -> float | None:
+        from ..nas.space import model_fingerprint
+
+        self._key = model_fingerprint(self.build(arch))
+        score = self.scores.get(self._key)
+        if score is None:
+            self.repeats_in_a_row = 0
+        else:
+            self.reused += 1
+            self.repeats_in_a_row += 1
+        return score
+
+    def remember(self, arch, score: float) -> None:
+        from ..nas.space import model_fingerprint
+
+        key = self._key if self._key is not None else model_fingerprint(self.build(arch))
+        self.scores[key] = float(score)
+        self._key = None
 
 
 def _run_darts(args, space, data, estimator, rec, deadline, macs_of, budget) -> str:

@@ -9,14 +9,17 @@ Block ``i`` (i = 0..3; blocks at or beyond ``depth`` are declared but unused)::
                              every model has at least one reduction; a pool is left out when
                              the map is already smaller than 2x2
 
-then global average pool, flatten, ``Linear(width_last, num_classes)``.
+then the head: ``gap`` (global average pool, flatten, ``Linear(width_last, num_classes)``)
+or ``flatten`` (flatten the last map as it is, ``Linear(width_last * H * W, num_classes)``,
+which keeps where features are at the cost of parameters).
 
 Choices (labels in order): ``depth`` (2, 3, 4); per block ``width_i`` (8, 16, 32, 64),
 ``kernel_i`` (3, 5), ``act`` (relu, gelu, silu; one label shared by every block, a
 ``LayerChoice``), ``pool_i`` (``LayerChoice``: max, avg, and none for i >= 1), ``skip_i``
-(``InputChoice(1, n_chosen=None)``: ``[]`` or ``[0]``, the previous block's output added).
-Size: 3 * 3 * (4*2*2) * (4*2*3*2)**3 = 15,925,248 (architectures that differ only in unused
-blocks build the same model). Build options: ``input_shape=(C, H, W)`` (default (1, 28, 28)),
+(``InputChoice(1, n_chosen=None)``: ``[]`` or ``[0]``, the previous block's output added), and
+last ``head`` (gap, flatten).
+Size: 3 * 3 * (4*2*2) * (4*2*3*2)**3 * 2 = 31,850,496 (architectures that differ only in unused
+blocks build the same model, as do the two heads on a 1x1 map). Build options: ``input_shape=(C, H, W)`` (default (1, 28, 28)),
 ``num_classes`` (default 10).
 
 Example::
@@ -30,12 +33,13 @@ from __future__ import annotations
 from .. import nn
 from .space import InputChoice, LayerChoice, SearchSpace, ValueChoice
 
-__all__ = ["SmallCNNSpace", "WIDTHS", "KERNELS", "DEPTHS", "ACTIVATIONS", "MAX_BLOCKS"]
+__all__ = ["SmallCNNSpace", "WIDTHS", "KERNELS", "DEPTHS", "ACTIVATIONS", "HEADS", "MAX_BLOCKS"]
 
 DEPTHS = (2, 3, 4)
 WIDTHS = (8, 16, 32, 64)
 KERNELS = (3, 5)
 ACTIVATIONS = ("relu", "gelu", "silu")
+HEADS = ("gap", "flatten")
 MAX_BLOCKS = 4
 
 
@@ -99,6 +103,8 @@ def small_cnn(input_shape=(1, 28, 28), num_classes: int = 10) -> nn.Module:
             h, w = h // 2, w // 2
         blocks.append(_Block(c, width, kernel, act, bool(skip), pool))
         c = width
+    if ValueChoice(HEADS, label="head") == "flatten":
+        return nn.Sequential(*blocks, nn.Flatten(), nn.Linear(c * h * w, int(num_classes)))
     return nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, int(num_classes)))
 
 

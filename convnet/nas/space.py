@@ -427,11 +427,25 @@ class SearchSpace:
         arch = self.validate(arch)
         return self.build_model(arch, **{**self.default_options, **options})
 
+    def fingerprint(self, arch, **options) -> str:
+        """A key equal for two architectures exactly when they build the same model (layers,
+        shapes and wiring; not the random weights): the printed structure of ``build``.
+        Architectures that differ only in choices the model never uses (small-cnn's blocks
+        beyond ``depth``) share it, so a search can score the model once."""
+        return model_fingerprint(self.build(arch, **options))
+
     def build_model(self, arch: dict, **options) -> Module:
         """Subclasses without a factory override this (``arch`` is already validated)."""
         if self.factory is None:
             raise NotImplementedError(f"{type(self).__name__}: no factory; override build_model")
         return _run(_Context("build", self, arch), self.factory, options)
+
+
+def model_fingerprint(model: Module) -> str:
+    """The printed structure of ``model`` plus its parameters' names and shapes: equal for two
+    models that compute the same function family (see ``SearchSpace.fingerprint``)."""
+    shapes = ";".join(f"{n}:{tuple(p.shape)}" for n, p in model.named_parameters())
+    return f"{model!r}|{shapes}"
 
 
 # ----------------------------------------------------------------------------- files

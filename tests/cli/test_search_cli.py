@@ -126,3 +126,19 @@ def test_ctrl_c_keeps_what_was_found(tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert res["status"] == "interrupted" and len(res["evaluations"]) >= 2
     assert load_arch(out / "best.json")["arch"] == res["best"]["arch"]
+
+
+def test_a_model_already_scored_is_not_trained_again():
+    from convnet import nas
+    from convnet.cli.search_cmd import _SameModel
+
+    space = nas.spaces.get("small-cnn")
+    same = _SameModel(lambda arch: space.build(arch))
+    arch = space.sample(0)
+    arch["depth"] = 2
+    assert same.lookup(arch) is None
+    same.remember(arch, 0.75)
+    twin = {**arch, "width_3": 8 if arch["width_3"] != 8 else 16}  # block 3 is not built
+    assert same.lookup(twin) == 0.75 and same.reused == 1 and same.repeats_in_a_row == 1
+    other = {**arch, "width_0": 8 if arch["width_0"] != 8 else 16}
+    assert same.lookup(other) is None and same.repeats_in_a_row == 0

@@ -7,7 +7,7 @@ import pytest
 import convnet as cn
 from convnet import nas, nn
 from convnet.analysis import summary
-from convnet.nas.macro import ACTIVATIONS, DEPTHS, KERNELS, MAX_BLOCKS, WIDTHS
+from convnet.nas.macro import ACTIVATIONS, DEPTHS, HEADS, KERNELS, MAX_BLOCKS, WIDTHS
 from convnet.nas.space import CHOICE_MODULES
 
 
@@ -16,13 +16,14 @@ def space():
     return nas.spaces.get("small-cnn")
 
 
-def _arch(depth=4, width=16, kernel=3, act="relu", pool="max", skip=(0,)):
+def _arch(depth=4, width=16, kernel=3, act="relu", pool="max", skip=(0,), head="gap"):
     a = {"depth": depth, "act": act}
     for i in range(MAX_BLOCKS):
         a[f"width_{i}"], a[f"kernel_{i}"] = width, kernel
         a[f"pool_{i}"] = "max" if i == 0 else pool
         if i:
             a[f"skip_{i}"] = list(skip)
+    a["head"] = head
     return a
 
 
@@ -32,7 +33,8 @@ def test_choices_and_size(space):
     assert ch["width_2"] == list(WIDTHS) and ch["kernel_3"] == list(KERNELS)
     assert ch["pool_0"] == ["max", "avg"] and ch["pool_1"] == ["max", "avg", "none"]
     assert ch["skip_1"] == [[], [0]] and "skip_0" not in ch
-    assert space.size == math.prod(len(v) for v in ch.values()) == 3 * 3 * 16 * 48 ** 3
+    assert ch["head"] == list(HEADS) and space.labels[-1] == "head"
+    assert space.size == math.prod(len(v) for v in ch.values()) == 3 * 3 * 16 * 48 ** 3 * 2
 
 
 def test_sampled_archs_run_forward_and_backward(space):
@@ -63,6 +65,18 @@ def test_model_follows_the_arch(space):
     assert m[-1].in_features == 32 and m[-1].out_features == 5
     same = _arch(depth=2, width=16, skip=(0,))
     assert isinstance(nas.build(space, same)[1].proj, nn.Identity)  # shapes allow identity
+
+
+def test_flatten_head_keeps_the_last_map(space):
+    # 28 -> 14 (block 0 max) -> 14 (block 1 none) -> 7 (block 2 avg): 16 channels of 7x7 flattened
+    arch = _arch(depth=3, width=16, pool="none", head="flatten")
+    arch["pool_2"] = "avg"
+    m = nas.build(space, arch)
+    assert isinstance(m[-2], nn.Flatten) and m[-1].in_features == 16 * 7 * 7
+    assert m(cn.randn(2, 1, 28, 28)).shape == (2, 10)
+    gap = nas.build(space, {**arch, "head": "gap"})
+    assert m[-1].weight.shape[1] == 49 * gap[-1].weight.shape[1]
+    assert isinstance(gap[-3], nn.AdaptiveAvgPool2d)
 
 
 def test_pools_stop_before_the_map_vanishes(space):
@@ -120,3 +134,13 @@ def test_bad_build_options(space):
         nas.build(space, space.sample(0), input_shape=(28, 28))
     with pytest.raises(ValueError, match="num_classes"):
         nas.build(space, space.sample(0), num_classes=0)
+
+
+def test_fingerprint_is_the_model_not_the_dict(space):
+    arch = _arch(depth=2, width=16, kernel=3)
+    unused = {**arch, "width_3": 64, "kernel_2": 5, "skip_3": []}  # blocks 2, 3 are not built
+    used = {**arch, "width_1": 32}
+    assert space.fingerprint(arch) == space.fingerprint(unused)
+    assert space.fingerprint(arch) != space.fingerprint(used)
+    assert space.fingerprint(arch) != space.fingerprint({**arch, "head": "flatten"})
+    assert space.fingerprint(arch) != space.fingerprint(arch, num_classes=5)
