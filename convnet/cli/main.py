@@ -123,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if args.command is None else 2
     try:
-        if hasattr(args, "threads"):
+        # an MPI rank takes one thread itself (convnet.cli._distributed); a launcher computes nothing
+        ranks = getattr(args, "launch", None) is not None or getattr(args, "distributed", False)
+        if hasattr(args, "threads") and not (ranks and args.threads == "auto"):
             from ._blas import configure
 
             note = configure(args.threads)
@@ -143,8 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the pipe
     except (CLIError, FileNotFoundError, ValueError, TypeError, KeyError, OSError) as e:
+        from ._distributed import quiet, stop_job, where
+
         msg = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
-        print(f"convnet {args.command}: error: {_INTERNAL_PREFIX.sub('', msg)}", file=sys.stderr)
+        if not quiet():  # in an MPI job, rank 0 speaks for errors that every rank meets
+            print(f"convnet {args.command}{where()}: error: {_INTERNAL_PREFIX.sub('', msg)}",
+                  file=sys.stderr)
+        stop_job(2)  # once the ranks have talked, one failing rank stops them all
         return 2
 
 

@@ -138,6 +138,13 @@ def add_parser(subparsers) -> None:
     a("--out", help="output folder (default runs/<model>-<dataset>)")
     a("--resume", action="store_true", help="continue the run in --out from its last checkpoint "
                                             "(its saved settings are used; --epochs may be raised)")
+    a("--distributed", action="store_true",
+      help="data-parallel training as one rank of an MPI job: `mpiexec -n K convnet train "
+           "--distributed ...`; --batch-size stays the global batch (each rank takes 1/K of it), "
+           "gradients are averaged, BatchNorm becomes SyncBatchNorm, only rank 0 writes "
+           "(needs the `mpi` extra)")
+    a("--launch", type=int, metavar="K",
+      help="start K ranks with mpiexec and train with --distributed (one BLAS thread each)")
     add_run_folder_options(p)
     p.set_defaults(func=run)
 
@@ -247,7 +254,16 @@ def make_scheduler(cfg: dict, opt, steps_per_epoch: int):
 
 
 def run(args) -> int:
+    from . import _distributed
+
+    if getattr(args, "launch", None) is not None:
+        return _distributed.launch(args)
+    if getattr(args, "distributed", False):
+        _distributed.join(args)
     cfg, out = resolve_config(args)
+    if cfg["task"] == "detect" and getattr(args, "distributed", False):
+        raise ValueError("--distributed trains classifiers and segmenters; --task detect runs "
+                         "in one process")
     if cfg["task"] == "detect":
         from .detect import run_train
 
@@ -271,8 +287,13 @@ def run_classifier(args, cfg: dict, out: Path, *, split_seed: int | None = None,
     from ..data.dataset import Subset
     from ..functional import cross_entropy
     from ..training import EarlyStopping, RestoreBestWeights, Trainer
+    from . import _distributed
     from ._setup import (build_model, dataset_info, make_dataset, make_transform,
                          model_options, task_info)
+
+    distributed = bool(getattr(args, "distributed", False))
+    rank, world = _distributed.rank(), _distributed.world_size()
+    echo = print if rank == 0 else (lambda *a, **k: None)  # rank 0 speaks for the job
 
     split_seed = int(cfg["seed"]) if split_seed is None else int(split_seed)
     manual_seed(int(cfg["seed"]))
@@ -290,14 +311,38 @@ def run_classifier(args, cfg: dict, out: Path, *, split_seed: int | None = None,
         val_base = make_dataset(cfg, info, True, make_transform(cfg, info, False))
         val_set, train_set = Subset(val_base, perm[:n_val]), Subset(train_set, perm[n_val:])
     bs, workers = int(cfg["batch_size"]), int(cfg["workers"])
-    train_loader = DataLoader(train_set, bs, shuffle=True, num_workers=workers,
-                              seed=int(cfg["seed"]))
-    val_loader = (DataLoader(val_set, max(bs, 256), num_workers=min(workers, 1))
+    if distributed:
+        from .. import distributed as dist
+
+        if bs % world:
+            raise ValueError(f"--batch-size {bs} is the global batch and must split evenly over "
+                             f"the {world} ranks; use a multiple of {world}, e.g. "
+                             f"--batch-size {max(world, bs // world * world)}")
+        # every epoch one seeded permutation of the training set, rank r taking every K-th
+        # image of each global batch; evaluation: disjoint shards whose sums are added
+        sampler = dist.DistributedSampler(train_set, num_replicas=world, rank=rank,
+                                          shuffle=True, seed=int(cfg["seed"]))
+        train_loader = DataLoader(train_set, bs // world, sampler=sampler, num_workers=workers,
+                                  seed=int(cfg["seed"]))
+
+        def shard(ds):
+            return Subset(ds, np.arange(rank, len(ds), world))
+    else:
+        train_loader = DataLoader(train_set, bs, shuffle=True, num_workers=workers,
+                                  seed=int(cfg["seed"]))
+
+        def shard(ds):
+            return ds
+    val_loader = (DataLoader(shard(val_set), max(bs, 256), num_workers=min(workers, 1))
                   if val_set is not None else None)
-    test_loader = DataLoader(test_set, max(bs, 256), num_workers=min(workers, 1))
+    test_loader = DataLoader(shard(test_set), max(bs, 256), num_workers=min(workers, 1))
 
     model = build_model(cfg, info)  # after the datasets: the seeded draws stay in their order
-    opt = make_optimizer(cfg, model.parameters())
+    if distributed:
+        model = dist.convert_sync_batchnorm(model)  # BatchNorm statistics of the global batch
+        opt = dist.DistributedOptimizer(make_optimizer(cfg, model.parameters()))
+    else:
+        opt = make_optimizer(cfg, model.parameters())
     sched, sched_step = make_scheduler(cfg, opt, len(train_loader))
     ls = float(cfg.get("label_smoothing") or 0.0)
     loss_fn = cross_entropy
@@ -315,30 +360,42 @@ def run_classifier(args, cfg: dict, out: Path, *, split_seed: int | None = None,
     cfg["title"] = f"{cfg['model']} on {cfg['dataset']}" + (
         f" (validation: {val_split:.0%} of the training set)" if val_set is not None else "")
     progress = "auto" if args.progress is None else bool(args.progress)
+    if distributed:
+        from ..training import DistributedTrainer
+
+        make_trainer = DistributedTrainer
+        _distributed.started()  # every rank got this far: from here a failure stops the job
     trainer = (make_trainer or Trainer)(
         model, opt, train_loader, val_loader, loss_fn=loss_fn, scheduler=sched,
         scheduler_step=sched_step, epochs=int(cfg["epochs"]), out_dir=out, callbacks=callbacks,
         num_classes=len(info.classes), class_names=info.classes, progress=progress, config=cfg)
     prepare_run_folder(trainer, args, cfg, opt, out,
-                       lambda: make_scheduler(cfg, opt, len(train_loader)), len(train_loader))
+                       lambda: make_scheduler(cfg, opt, len(train_loader)), len(train_loader),
+                       write=rank == 0, say=echo)
     n_epochs = int(cfg["epochs"])
     held = (f"{len(val_set):,} validation ({val_split:.0%} of the training set)"
             if val_set is not None else "no validation (--val-split 0)")
-    print(f"training {cfg['model']} ({n_params:,} parameters) on {cfg['dataset']}: "
-          f"{len(train_set):,} train / {held} images, {plural(n_epochs, 'epoch')}, "
-          f"{cfg['optimizer']} lr {cfg['lr']}, batch {bs}; the {len(test_set):,} test images "
-          "are evaluated once, at the end", flush=True)
+    ranks = (f" over {plural(world, 'MPI rank')} ({bs // world} images of each batch per rank)"
+             if distributed else "")
+    echo(f"training {cfg['model']} ({n_params:,} parameters) on {cfg['dataset']}: "
+         f"{len(train_set):,} train / {held} images, {plural(n_epochs, 'epoch')}, "
+         f"{cfg['optimizer']} lr {cfg['lr']}, batch {bs}{ranks}; the {len(test_set):,} test "
+         "images are evaluated once, at the end", flush=True)
     start = time.perf_counter()
     try:
         trainer.fit()
         wall = time.perf_counter() - start
         test = trainer.evaluate(test_loader, confusion=True)
     except KeyboardInterrupt:
-        print(interrupted_message(trainer, out, command), file=sys.stderr)
+        if distributed:  # the hint resumes with as many ranks (any other number works too)
+            command = f"{command} --launch {world}"
+        echo(interrupted_message(trainer, out, command), file=sys.stderr)
         return 130
     test.pop("_confusion")
     extra = {k if k.startswith(("confusion", "per_class")) else "test_" + k: v
              for k, v in test.items()}
+    if distributed:
+        extra["world_size"] = world
     extra.update({"class_names": list(info.classes), "parameters": int(n_params),
                   "wall_time_s_last_session": wall,
                   "validation": {**validation_record(val_set, val_split, cfg, "training set"),
@@ -353,6 +410,8 @@ def run_classifier(args, cfg: dict, out: Path, *, split_seed: int | None = None,
     top5 = test.get("top5_accuracy", float("nan"))
     which = (f"weights of epoch {trainer.restored_epoch}" if trainer.restored_epoch else
              f"after {plural(trainer.epoch, 'epoch')}")
+    if rank != 0:
+        return 0
     if cfg["task"] == "segment":
         print(f"test pixel accuracy {test['accuracy']:.4f}, mean IoU {test['mean_iou']:.4f} "
               f"(loss {test['loss']:.4f}) on {len(test_set):,} held-out images, {which}; "
@@ -368,7 +427,8 @@ def run_classifier(args, cfg: dict, out: Path, *, split_seed: int | None = None,
     return 0
 
 
-def resume_schedule(trainer, args, cfg: dict, opt, steps_per_epoch: int, build) -> None:
+def resume_schedule(trainer, args, cfg: dict, opt, steps_per_epoch: int, build,
+                    say=print) -> None:
     """After ``trainer.resume``: when --epochs changed, the schedule was planned for the old
     length; rebuild it (``build() -> (scheduler, 'epoch' | 'batch')``) for the new one and move
     it to where the run is (the same lr history for schedules that ignore the length).
@@ -381,7 +441,7 @@ def resume_schedule(trainer, args, cfg: dict, opt, steps_per_epoch: int, build) 
     for _ in range(trainer.epoch * (steps_per_epoch if step == "batch" else 1)):
         sched.step()
     trainer.scheduler = sched
-    print(f"--epochs changed from {args.saved_epochs} to {cfg['epochs']}: the "
+    say(f"--epochs changed from {args.saved_epochs} to {cfg['epochs']}: the "
           f"{cfg['scheduler']} learning-rate schedule now spans the new length")
 
 
@@ -393,20 +453,23 @@ RUN_FILES = ("config.json", "checkpoint.safetensors", "model.safetensors", "metr
 
 
 def prepare_run_folder(trainer, args, cfg: dict, opt, out: Path, rebuild_schedule,
-                       steps_per_epoch: int) -> None:
+                       steps_per_epoch: int, write: bool = True, say=print) -> None:
     """Clear an overwritten run's results, or resume the trainer from the folder's checkpoint
-    (rebuilding the schedule when --epochs changed); then write config.json."""
+    (rebuilding the schedule when --epochs changed); then write config.json. ``write=False``
+    (ranks other than 0 of a distributed run) only resumes: one rank owns the folder."""
     from ..io.atomic import atomic_write_text
 
-    if not args.resume and getattr(args, "overwrite", False):
+    if write and not args.resume and getattr(args, "overwrite", False):
         for name in RUN_FILES:  # a fresh run must not inherit the old one's results
             (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
+    if write:
+        out.mkdir(parents=True, exist_ok=True)
     if args.resume:
         trainer.resume(out / "checkpoint.safetensors")
-        print(f"resuming {out} after epoch {trainer.epoch}/{trainer.epochs}")
-        resume_schedule(trainer, args, cfg, opt, steps_per_epoch, rebuild_schedule)
-    atomic_write_text(out / "config.json", json.dumps(cfg, indent=2) + "\n")
+        say(f"resuming {out} after epoch {trainer.epoch}/{trainer.epochs}")
+        resume_schedule(trainer, args, cfg, opt, steps_per_epoch, rebuild_schedule, say)
+    if write:
+        atomic_write_text(out / "config.json", json.dumps(cfg, indent=2) + "\n")
 
 
 def validation_record(val_set, val_split: float, cfg: dict, source: str) -> dict:

@@ -11,3 +11,5 @@ _sys.modules[__name__ + ".functional"] = functional
 
 from . import parallel  # noqa: E402,F401
 from .parallel import DataParallel  # noqa: E402,F401
+# torch.nn.SyncBatchNorm's place; the layer lives with the rest of data parallelism
+from ..distributed.sync_batchnorm import SyncBatchNorm  # noqa: E402,F401

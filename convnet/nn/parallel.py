@@ -1,7 +1,8 @@
-"""``nn.DataParallel`` and ``nn.parallel.DistributedDataParallel`` stand-ins.
+"""``nn.DataParallel`` and ``nn.parallel.DistributedDataParallel``.
 
 convnet runs on the CPU, where torch's ``DataParallel`` also just calls the wrapped module
-(there are no devices to scatter to). The wrapper keeps torch's shape so scripts run
+(there are no devices to scatter to). ``DistributedDataParallel`` is data parallelism over
+MPI processes (:mod:`convnet.distributed`). Both wrappers keep torch's shape so scripts run
 unchanged: the model is ``.module``, and ``state_dict`` keys carry the ``module.`` prefix.
 """
 from __future__ import annotations
@@ -43,10 +44,75 @@ def data_parallel(module, inputs, device_ids=None, output_device=None, dim: int 
 
 
 class DistributedDataParallel(Module):
-    """Not available yet: raises with a pointer to ``convnet.distributed``."""
+    """Data-parallel training over MPI ranks (``convnet.distributed``); wraps ``module``.
 
-    def __init__(self, module=None, *args, **kwargs):
-        raise RuntimeError(
-            "DistributedDataParallel: multi-process training is not available in convnet "
-            "yet (it will live in convnet.distributed). On one machine, train the module "
-            "directly, or wrap it in nn.DataParallel, which calls it unchanged on the CPU.")
+    Built on every rank after ``convnet.distributed.init()``: it broadcasts ``module``'s
+    parameters and buffers from rank 0, so all replicas start equal, and ``forward`` calls
+    ``module`` (with ``broadcast_buffers=True``, torch's default, rank 0's buffers, such as
+    BatchNorm running statistics, are broadcast first in training mode, so they stay equal
+    too).
+
+    convnet's autograd has no gradient hooks, so gradients are not averaged during
+    ``backward()`` as in torch: after ``loss.backward()`` call :meth:`allreduce_gradients`
+    (``convnet.distributed.allreduce_gradients(ddp)`` is the same), or step a
+    ``convnet.distributed.DistributedOptimizer``, which does it (not both: each call
+    averages again, harmlessly but at a cost). ``state_dict()`` keys carry the ``module.``
+    prefix, as torch's.
+
+    Args: module, device_ids/output_device/dim (accepted and ignored on the CPU, as in
+    :class:`DataParallel`), broadcast_buffers=True, process_group=None (only the world),
+    bucket_cap_mb=25 (the largest gradient message of :meth:`allreduce_gradients`, MiB);
+    torch's other keyword arguments are accepted and ignored.
+
+    Example::
+
+        ddp = nn.parallel.DistributedDataParallel(model)
+        loss_fn(ddp(x), y).backward()
+        ddp.allreduce_gradients()
+        optimizer.step()
+
+    Raises:
+        RuntimeError: ``convnet.distributed.init()`` has not run.
+    """
+
+    def __init__(self, module: Module, device_ids=None, output_device=None, dim: int = 0,
+                 broadcast_buffers: bool = True, process_group=None,
+                 bucket_cap_mb: float = 25, **kwargs):
+        from .. import distributed as dist
+
+        if not dist.is_initialized():
+            raise RuntimeError(
+                "DistributedDataParallel: convnet.distributed is not initialized; call "
+                "convnet.distributed.init() first, in every process started by "
+                "`mpiexec -n K python script.py`. In a single process train the module "
+                "directly, or wrap it in nn.DataParallel, which calls it unchanged.")
+        super().__init__()
+        if not isinstance(module, Module):
+            raise TypeError(f"DistributedDataParallel: expected a Module, got "
+                            f"{type(module).__name__}")
+        if process_group is not None:
+            raise NotImplementedError("DistributedDataParallel: only the world group "
+                                      "(process_group=None) is supported")
+        self.module = module
+        self.device_ids: list = []
+        self.output_device = None
+        self.dim = dim
+        self.broadcast_buffers = bool(broadcast_buffers)
+        self.bucket_cap_mb = bucket_cap_mb
+        dist.broadcast_parameters(module)
+
+    def forward(self, *inputs, **kwargs):
+        if self.broadcast_buffers and self.module.training:
+            from ..distributed.gradients import _broadcast_tensors
+
+            buffers = [b for b in self.module.buffers() if b is not None]
+            if buffers:  # rank 0's, before this forward uses and updates them
+                _broadcast_tensors(buffers, 0)
+        return self.module(*inputs, **kwargs)
+
+    def allreduce_gradients(self) -> None:
+        """Average every parameter's ``.grad`` over the ranks (after ``backward()``, before
+        ``optimizer.step()``); see :func:`convnet.distributed.allreduce_gradients`."""
+        from ..distributed import allreduce_gradients
+
+        allreduce_gradients(self.module, self.bucket_cap_mb)

@@ -6,3 +6,4 @@ from .checkpoint import (  # noqa: F401
 from .metrics import ConfusionMatrix, MetricAccumulator, topk_correct  # noqa: F401
 from .trainer import Trainer, evaluate  # noqa: F401
 from .distill import DistillationTrainer  # noqa: F401
+from .distributed import DistributedTrainer  # noqa: F401

@@ -54,12 +54,15 @@ def _to_model_dtype(x, dtype: np.dtype) -> Tensor:
 
 @no_grad()
 def evaluate(model, loader, loss_fn: Callable | None = None, num_classes: int | None = None,
-             topk: Sequence[int] = (1, 5), dtype=None) -> dict:
+             topk: Sequence[int] = (1, 5), dtype=None,
+             reduce: Callable[[MetricAccumulator], None] | None = None) -> dict:
     """Evaluate a classifier on ``loader`` in eval mode (restoring its mode afterwards).
 
     Returns ``loss``, ``accuracy``, ``top{k}_accuracy``; with ``num_classes`` also
     ``confusion_matrix`` (list of rows, true class by predicted class), ``per_class_accuracy``
-    and ``_confusion`` (the :class:`ConfusionMatrix`).
+    and ``_confusion`` (the :class:`ConfusionMatrix`). ``reduce(accumulator)``, when given,
+    combines the sums in place before the results are computed (data-parallel evaluation:
+    each process evaluates its shard, then the sums are added across processes).
     """
     loss_fn = loss_fn or _default_loss()
     if dtype is None:
@@ -75,6 +78,8 @@ def evaluate(model, loader, loss_fn: Callable | None = None, num_classes: int | 
             acc.update(float(loss_fn(logits, labels)._data), logits._data, labels._data)
     finally:
         model.train(was_training)
+    if reduce is not None:
+        reduce(acc)
     out = acc.result()
     if acc.confusion is not None:
         out["confusion_matrix"] = acc.confusion.matrix.tolist()
@@ -196,10 +201,15 @@ class Trainer:
         elapsed = time.perf_counter() - start
         if bar is not None:
             bar.close()
+        self.reduce_metrics(acc)
         out = acc.result("train_")
         out["train_time_s"] = elapsed
         out["images_per_s"] = acc.images / elapsed if elapsed > 0 else float("nan")
         return out
+
+    def reduce_metrics(self, acc: MetricAccumulator) -> None:
+        """Combine an epoch's metric sums before they are reported: nothing to do in one
+        process (``convnet.training.DistributedTrainer`` adds them up across ranks)."""
 
     def compute_loss(self, logits: Tensor, labels: Tensor, inputs: Tensor) -> Tensor:
         """The training loss of one batch: ``loss_fn(logits, labels)``. A subclass whose loss
@@ -211,7 +221,7 @@ class Trainer:
         """Loss, top-1/top-k accuracy (and with ``confusion``, the confusion matrix and
         per-class accuracy) of the model on ``loader``, in eval mode."""
         return evaluate(self.model, loader, self.loss_fn, self.num_classes if confusion else None,
-                        self.topk, self.dtype)
+                        self.topk, self.dtype, reduce=self.reduce_metrics)
 
     def fit(self) -> list[dict]:
         """Train from the current epoch up to ``epochs`` (or until a callback stops it)."""
