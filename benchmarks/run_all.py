@@ -37,6 +37,7 @@ BENCHMARKS = {
     "distill_fashion": "distillation: LeNet-5 from a teacher vs hard labels, 3 seeds, Fashion-MNIST",
     "onnx_inference": "inference: convnet vs onnxruntime, float32 and int8 (QDQ export)",
     "nas_strategies": "NAS: strategies on the benchmark table (10 seeds), DARTS placed against it",
+    "distributed_scaling": "data-parallel training over MPI: 1 vs 2 ranks, convnet vs torch DDP",
 }
 
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.list:
         for name, what in BENCHMARKS.items():
-            print(f"{name:15s} {what}")
+            print(f"{name:20s} {what}")
         return 0
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]

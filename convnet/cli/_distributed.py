@@ -58,8 +58,10 @@ def launch(args) -> int:
     argv = _strip_launch(list(args.argv))
     cmd = [mpiexec, "-n", str(k), sys.executable, "-m", "convnet", *argv, "--distributed"]
     env = dict(os.environ)
+    threads = getattr(args, "threads", "auto")
+    per_rank = "1" if threads in (None, "auto") else str(int(threads))
     for var in THREAD_VARIABLES:  # K ranks share the cores: one thread each unless told
-        env.setdefault(var, "1")
+        env.setdefault(var, per_rank)
     print("launching: " + " ".join(cmd[:3] + ["convnet", *argv, "--distributed"]), flush=True)
     try:
         return subprocess.call(cmd, env=env)

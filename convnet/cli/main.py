@@ -125,12 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # an MPI rank takes one thread itself (convnet.cli._distributed); a launcher computes nothing
         ranks = getattr(args, "launch", None) is not None or getattr(args, "distributed", False)
-        if hasattr(args, "threads") and not (ranks and args.threads == "auto"):
-            from ._blas import configure
+        if hasattr(args, "threads"):
+            if not (ranks and args.threads == "auto"):
+                from ._blas import configure
 
-            note = configure(args.threads)
-            if note:
-                print(note, file=sys.stderr)
+                note = configure(args.threads)
+                if note:
+                    print(note, file=sys.stderr)
             _retain_memory()
         status = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows up here, inside the handlers below

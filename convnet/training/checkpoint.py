@@ -95,6 +95,16 @@ def load_weights(model, path: str | os.PathLike, strict: bool = True):
     return model.load_state_dict(_fit_scalars(tensors, model), strict=strict)
 
 
+def _optimizer_type(optimizer) -> str:
+    """The optimizer's class name; a wrapper that only coordinates another optimizer
+    (``convnet.distributed.DistributedOptimizer``) is named by the one it wraps, so a run can
+    be resumed with or without data parallelism."""
+    from ..optim import Optimizer
+
+    inner = getattr(optimizer, "optimizer", None)
+    return type(inner if isinstance(inner, Optimizer) else optimizer).__name__
+
+
 def save_checkpoint(path: str | os.PathLike, model, optimizer=None, scheduler=None,
                     **state) -> None:
     """Write a full training checkpoint atomically. ``state`` is JSON-able run state."""
@@ -109,7 +119,7 @@ def save_checkpoint(path: str | os.PathLike, model, optimizer=None, scheduler=No
                     tensors[f"optim/{idx}/{name}"] = value
                 else:
                     scalars.setdefault(str(idx), {})[name] = to_jsonable(value)
-        meta["optimizer"] = {"type": type(optimizer).__name__,
+        meta["optimizer"] = {"type": _optimizer_type(optimizer),
                              "param_groups": to_jsonable(sd["param_groups"]), "scalars": scalars}
     if scheduler is not None:
         meta["scheduler"] = {"type": type(scheduler).__name__,
@@ -154,9 +164,9 @@ def load_checkpoint(path: str | os.PathLike, model=None, optimizer=None, schedul
         if "optimizer" not in meta:
             raise CheckpointError(f"{path}: the checkpoint has no optimizer state")
         om = meta["optimizer"]
-        if om["type"] != type(optimizer).__name__:
+        if om["type"] != _optimizer_type(optimizer):
             raise CheckpointError(f"{path}: checkpoint optimizer is {om['type']}, not "
-                                  f"{type(optimizer).__name__}")
+                                  f"{_optimizer_type(optimizer)}")
         state: dict[int, dict] = {}
         for key, arr in tensors.items():
             if key.startswith("optim/"):

@@ -164,3 +164,16 @@ def test_without_mpi4py_the_error_says_how_to_install_it(monkeypatch):
         _distributed.join(SimpleNamespace(threads="auto"))
     with pytest.raises(ValueError, match=r"--launch: mpi4py is not installed.*convnet\[mpi\]"):
         _distributed.launch(SimpleNamespace(launch=2, distributed=False, argv=["train"]))
+
+
+def test_a_one_process_run_resumes_on_two_ranks_and_back(tmp_path):
+    run = tmp_path / "run"
+    first = [a if a != "2" else "1" for a in SMALL]  # --epochs 1
+    rc, out, err = _convnet([*first, "--out", str(run)])  # plain: no MPI at all
+    assert rc == 0, err
+    rc, out, err = _convnet(["--epochs", "2", "--resume", "--out", str(run)], mpi=2)
+    assert rc == 0, err
+    assert "resuming" in out and "over 2 MPI ranks" in out
+    rc, out, err = _convnet(["--epochs", "3", "--resume", "--out", str(run)])
+    assert rc == 0, err
+    assert [h["epoch"] for h in _history(run)] == [1, 2, 3]
