@@ -17,7 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["launch", "join", "started", "quiet", "where", "stop_job", "rank", "world_size"]
+__all__ = ["launch", "join", "started", "quiet", "where", "interrupted", "stop_job", "rank",
+           "world_size"]
 
 _STATE = {"joined": False, "started": False}
 INSTALL_HINT = "pip install 'convnet[mpi]' (mpi4py and MPICH), or your cluster's MPI and mpi4py"
@@ -131,6 +132,23 @@ def quiet() -> bool:
     """True on ranks other than 0 before :func:`started`: they fail as rank 0 does, which
     prints the one error message."""
     return _STATE["joined"] and not _STATE["started"] and rank() != 0
+
+
+def interrupted(message: str) -> None:
+    """Ctrl-C in a job: mpiexec forwards it to every rank, but a rank blocked inside a
+    collective only sees it once the collective returns, which it never will if another rank
+    has already stopped. So the first rank to handle it ends the job (``MPI_Abort``, status
+    130). Rank 0 says what was saved; another rank waits a moment for rank 0 to do so and
+    speaks itself only when rank 0 is the one stuck."""
+    import time
+
+    if rank() != 0 and world_size() > 1:
+        time.sleep(1.0)  # rank 0, if free, prints and aborts the job meanwhile
+    print(message, file=sys.stderr, flush=True)
+    if world_size() > 1:
+        from .. import distributed as dist
+
+        dist.abort(130)
 
 
 def stop_job(status: int) -> None:

@@ -387,9 +387,11 @@ def run_classifier(args, cfg: dict, out: Path, *, split_seed: int | None = None,
         wall = time.perf_counter() - start
         test = trainer.evaluate(test_loader, confusion=True)
     except KeyboardInterrupt:
-        if distributed:  # the hint resumes with as many ranks (any other number works too)
-            command = f"{command} --launch {world}"
-        echo(interrupted_message(trainer, out, command), file=sys.stderr)
+        if not distributed:
+            print(interrupted_message(trainer, out, command), file=sys.stderr)
+            return 130
+        # the hint resumes with as many ranks (any other number works too)
+        _distributed.interrupted(interrupted_message(trainer, out, f"{command} --launch {world}"))
         return 130
     test.pop("_confusion")
     extra = {k if k.startswith(("confusion", "per_class")) else "test_" + k: v
