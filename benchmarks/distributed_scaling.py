@@ -80,6 +80,24 @@ def cases_for(framework: str, ranks: int) -> list[str]:
 
 # --------------------------------------------------------------------------- workers
 
+def _time_steps(step, warmup: int, steps: int, barrier, *after_barrier) -> tuple[float, list]:
+    """Run ``warmup`` untimed steps, line the ranks up (``barrier``, then ``after_barrier``
+    callables such as resetting the communication clock), then time ``steps`` steps:
+    ``(total seconds, [seconds of each step])``."""
+    for _ in range(warmup):
+        step()
+    barrier()
+    for fn in after_barrier:
+        fn()
+    times = []
+    start = time.perf_counter()
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return time.perf_counter() - start, times
+
+
 def _steps(args, warmup: int, steps: int) -> tuple[int, int]:
     return max(1, round(warmup * args.scale)), max(2, round(steps * args.scale))
 
@@ -111,17 +129,7 @@ def worker_convnet(args) -> None:
             F.cross_entropy(model(x), y).backward()
             opt.step()
 
-        for _ in range(warmup):
-            step()
-        dist.barrier()
-        dist.reset_comm_seconds()
-        times = []
-        start = time.perf_counter()
-        for _ in range(steps):
-            t0 = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - t0)
-        wall = time.perf_counter() - start
+        wall, times = _time_steps(step, warmup, steps, dist.barrier, dist.reset_comm_seconds)
         comm = dist.all_gather_object(dist.comm_seconds() / steps)
         results.append({"case": case, "batch": batch, "steps": steps, "step_s": wall / steps,
                         "step_median_s": statistics.median(times),
@@ -198,16 +206,7 @@ def worker_torch(args) -> None:
             torch.nn.functional.cross_entropy(ddp(x), y).backward()  # all-reduce in backward
             opt.step()
 
-        for _ in range(warmup):
-            step()
-        td.barrier()
-        times = []
-        start = time.perf_counter()
-        for _ in range(steps):
-            t0 = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - t0)
-        wall = time.perf_counter() - start
+        wall, times = _time_steps(step, warmup, steps, td.barrier)
         results.append({"case": case, "batch": batch, "steps": steps, "step_s": wall / steps,
                         "step_median_s": statistics.median(times), "comm_s": None})
     td.barrier()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.function import Function
-from ..functional.normalization import _check_affine, _check_input, _update_running
+from ..functional.normalization import _check_batch_norm_args, _update_running
 from ..tensor import Tensor
 from . import comm
 from . import norm_kernels as K
@@ -70,15 +70,7 @@ def sync_batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Ten
     are equal on every rank. ``group``: an mpi4py communicator (default: the world). With
     one rank this is ``F.batch_norm(..., training=True)``.
     """
-    op = "sync_batch_norm"
-    _check_input(op, input)
-    c = input.shape[1]
-    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
-        if t is not None and tuple(t.shape) != (c,):
-            raise ValueError(f"{op}: {name} has shape {tuple(t.shape)} but input "
-                             f"{tuple(input.shape)} has {c} channels")
-    _check_affine(op, "weight", weight, (c,), input)
-    _check_affine(op, "bias", bias, (c,), input)
+    _check_batch_norm_args("sync_batch_norm", input, running_mean, running_var, weight, bias)
     y, mean, var = _SyncBatchNorm.apply(input, weight, bias, float(eps), group)
     _update_running(running_mean, mean._data, momentum)
     _update_running(running_var, var._data, momentum)

@@ -82,6 +82,19 @@ def _check_affine(op: str, name: str, t, shape, x: Tensor) -> None:
         raise TypeError(f"{op}: {name} dtype {t.dtype} differs from input dtype {x.dtype}")
 
 
+def _check_batch_norm_args(op: str, input, running_mean, running_var, weight, bias) -> None:
+    """Batch norm's arguments: ``(N, C, *)`` input; running statistics, weight and bias of
+    shape ``(C,)`` when given."""
+    _check_input(op, input)
+    c = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+        if t is not None and tuple(t.shape) != (c,):
+            raise ValueError(f"{op}: {name} has shape {tuple(t.shape)} but input "
+                             f"{tuple(input.shape)} has {c} channels")
+    _check_affine(op, "weight", weight, (c,), input)
+    _check_affine(op, "bias", bias, (c,), input)
+
+
 def _check_input(op: str, x, min_dim: int = 2) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}: input must be a Tensor, got {type(x).__name__}")
@@ -112,14 +125,8 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     replace the batch ones. Shape ``(N, C, *) -> (N, C, *)``.
     """
     op = "batch_norm"
-    _check_input(op, input)
+    _check_batch_norm_args(op, input, running_mean, running_var, weight, bias)
     c = input.shape[1]
-    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
-        if t is not None and tuple(t.shape) != (c,):
-            raise ValueError(f"{op}: {name} has shape {tuple(t.shape)} but input "
-                             f"{tuple(input.shape)} has {c} channels")
-    _check_affine(op, "weight", weight, (c,), input)
-    _check_affine(op, "bias", bias, (c,), input)
     if momentum is None:
         raise TypeError(f"{op}: momentum must be a float (the BatchNorm layers implement "
                         f"momentum=None as a cumulative average)")
