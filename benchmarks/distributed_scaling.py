@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import socket
 import statistics
 import subprocess
@@ -218,8 +217,9 @@ def worker_torch(args) -> None:
 # --------------------------------------------------------------------------- driver
 
 def _mpiexec() -> str:
-    here = Path(sys.executable).parent / "mpiexec"  # the mpich wheel puts it in the venv
-    found = str(here) if here.is_file() else shutil.which("mpiexec")
+    from convnet.cli._distributed import find_mpiexec
+
+    found = find_mpiexec()
     if found is None:
         sys.exit("distributed_scaling: mpiexec not found; pip install 'convnet[mpi]'")
     return found

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["launch", "join", "started", "quiet", "where", "interrupted", "stop_job", "rank",
+__all__ = ["find_mpiexec", "launch", "join", "started", "quiet", "where", "interrupted", "stop_job", "rank",
            "world_size"]
 
 _STATE = {"joined": False, "started": False}
@@ -26,7 +26,8 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
                     "NUMBA_NUM_THREADS")
 
 
-def _mpiexec() -> str | None:
+def find_mpiexec() -> str | None:
+    """mpiexec beside this Python (the `mpich` wheel of the `mpi` extra), else on PATH."""
     here = Path(sys.executable).parent / "mpiexec"  # the mpich wheel installs it in the venv
     return str(here) if here.is_file() else shutil.which("mpiexec")
 
@@ -51,7 +52,7 @@ def launch(args) -> int:
     if args.distributed:
         raise ValueError("--launch starts the ranks itself; leave out --distributed (use one "
                          "or the other: `mpiexec -n K convnet train --distributed` is the same)")
-    mpiexec = _mpiexec()
+    mpiexec = find_mpiexec()
     if mpiexec is None:
         raise ValueError(f"--launch needs mpiexec, which was not found: {INSTALL_HINT}")
     if importlib.util.find_spec("mpi4py") is None:

@@ -5,7 +5,6 @@ mpiexec comes with ``pip install 'convnet[mpi]'`` (the mpich wheel; ``make test`
 it), so a missing one fails these tests rather than skipping them.
 """
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,8 +19,9 @@ WORKER = Path(__file__).with_name("mpi_worker.py")
 
 
 def _mpiexec() -> str:
-    beside = Path(sys.executable).parent / "mpiexec"
-    found = str(beside) if beside.exists() else shutil.which("mpiexec")
+    from convnet.cli._distributed import find_mpiexec
+
+    found = find_mpiexec()
     if found is None:
         pytest.fail("mpiexec not found next to the Python interpreter or on PATH; "
                     "pip install 'convnet[mpi]' (make test does)")
